@@ -1,0 +1,122 @@
+//! Process lifecycle: runtime, listener, signals and drain-order shutdown.
+//!
+//! Shutdown on SIGTERM or SIGINT, in data-flow order:
+//! 1. `/-/ready` turns 503 and ingest refuses new requests with 503;
+//! 2. the listener stops accepting and in-flight requests finish (graceful shutdown);
+//! 3. the router closes the forward queues; shard workers send what they hold;
+//! 4. if that takes longer than `server.shutdown_timeout`, workers stop retrying and count what
+//!    they drop (`strata_forward_samples_dropped_total{reason="shutdown"}`);
+//! 5. exit 0.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::config::Config;
+use crate::server::{self, AppState};
+use crate::telemetry::Catalog;
+use crate::topology;
+
+/// Why the daemon could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigErrors),
+    #[error("cannot listen on {address}: {source}")]
+    Listen { address: String, source: std::io::Error },
+    #[error("cannot start the runtime: {0}")]
+    Runtime(std::io::Error),
+    #[error("http server failed: {0}")]
+    Serve(std::io::Error),
+}
+
+/// Runs the daemon until a termination signal; returns after the drain.
+pub fn run(config: Config) -> Result<(), AppError> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("strata-worker")
+        .build()
+        .map_err(AppError::Runtime)?;
+    runtime.block_on(serve(config))
+}
+
+async fn serve(config: Config) -> Result<(), AppError> {
+    let catalog = Arc::new(Catalog::new());
+    let pipeline = topology::build(&config, &catalog)?;
+    let address = config.server.http_listen_address.clone();
+    let listener = tokio::net::TcpListener::bind(&address)
+        .await
+        .map_err(|source| AppError::Listen { address: address.clone(), source })?;
+    let local = listener.local_addr().map_err(|source| AppError::Listen { address: address.clone(), source })?;
+    let ready = Arc::new(AtomicBool::new(true));
+    let state = AppState {
+        remote_write: pipeline.remote_write.clone(),
+        route: pipeline.route.clone(),
+        catalog: catalog.clone(),
+        ready: ready.clone(),
+    };
+    tracing::info!(address = %local, role = ?config.role, targets = config.forward.remote_write.len(), version = env!("CARGO_PKG_VERSION"), "strata is listening");
+
+    let route = pipeline.route.clone();
+    let shutdown = async move {
+        wait_for_signal().await;
+        tracing::info!("shutdown requested: refusing new data, draining");
+        ready.store(false, Ordering::Release);
+        // Refuse new ingest right away, even on kept-alive connections.
+        route.close().await;
+    };
+    axum::serve(listener, server::router(state)).with_graceful_shutdown(shutdown).await.map_err(AppError::Serve)?;
+
+    drain(pipeline, config.server.shutdown_timeout.get()).await;
+    tracing::info!("shutdown complete");
+    Ok(())
+}
+
+/// Waits for the forward workers, then aborts whatever is still retrying after `timeout`.
+async fn drain(pipeline: topology::Pipeline, timeout: Duration) {
+    pipeline.route.close().await;
+    let handles: Vec<_> = pipeline.workers.into_iter().flat_map(|w| w.handles).collect();
+    let all = futures_join(handles);
+    tokio::pin!(all);
+    if tokio::time::timeout(timeout, &mut all).await.is_err() {
+        tracing::warn!(timeout_s = timeout.as_secs_f64(), "forward queues did not drain in time; dropping what is left");
+        let _ = pipeline.abort.send(true);
+        // Workers stop at their next retry wait; give them a moment to account for drops.
+        let _ = tokio::time::timeout(Duration::from_secs(5), all).await;
+    }
+}
+
+async fn futures_join(handles: Vec<tokio::task::JoinHandle<()>>) {
+    for handle in handles {
+        if let Err(err) = handle.await {
+            tracing::error!(error = %err, "a forward worker failed");
+        }
+    }
+}
+
+async fn wait_for_signal() {
+    let ctrl_c = async {
+        if let Err(err) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %err, "cannot listen for SIGINT");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(err) => {
+                tracing::error!(error = %err, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = terminate => {}
+    }
+}

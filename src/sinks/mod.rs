@@ -1,0 +1,4 @@
+//! Forward outputs. Each sink batches, shards by series, retries with capped backoff and keeps
+//! its queues bounded; see each submodule for its protocol.
+
+pub mod remote_write;
