@@ -47,7 +47,9 @@ async fn serve(config: Config) -> Result<(), AppError> {
     let listener = tokio::net::TcpListener::bind(&address)
         .await
         .map_err(|source| AppError::Listen { address: address.clone(), source })?;
-    let local = listener.local_addr().map_err(|source| AppError::Listen { address: address.clone(), source })?;
+    let local = listener
+        .local_addr()
+        .map_err(|source| AppError::Listen { address: address.clone(), source })?;
     let ready = Arc::new(AtomicBool::new(true));
     let state = AppState {
         remote_write: pipeline.remote_write.clone(),
@@ -65,7 +67,10 @@ async fn serve(config: Config) -> Result<(), AppError> {
         // Refuse new ingest right away, even on kept-alive connections.
         route.close().await;
     };
-    axum::serve(listener, server::router(state)).with_graceful_shutdown(shutdown).await.map_err(AppError::Serve)?;
+    axum::serve(listener, server::router(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+        .map_err(AppError::Serve)?;
 
     drain(pipeline, config.server.shutdown_timeout.get()).await;
     tracing::info!("shutdown complete");
@@ -79,7 +84,10 @@ async fn drain(pipeline: topology::Pipeline, timeout: Duration) {
     let all = futures_join(handles);
     tokio::pin!(all);
     if tokio::time::timeout(timeout, &mut all).await.is_err() {
-        tracing::warn!(timeout_s = timeout.as_secs_f64(), "forward queues did not drain in time; dropping what is left");
+        tracing::warn!(
+            timeout_s = timeout.as_secs_f64(),
+            "forward queues did not drain in time; dropping what is left"
+        );
         let _ = pipeline.abort.send(true);
         // Workers stop at their next retry wait; give them a moment to account for drops.
         let _ = tokio::time::timeout(Duration::from_secs(5), all).await;

@@ -19,14 +19,14 @@
 //! * [`topology`]  the only place that knows which role wires what.
 //! * [`app`]       runtime, signals and drain-order shutdown.
 
-pub mod error;
+pub mod app;
 pub mod config;
-pub mod model;
+pub mod error;
 pub mod ingest;
+pub mod model;
 pub mod relabel;
 pub mod route;
+pub mod server;
 pub mod sinks;
 pub mod telemetry;
-pub mod server;
 pub mod topology;
-pub mod app;

@@ -8,7 +8,11 @@ use strata::config::Config;
 use strata::telemetry::{self, LogFormat};
 
 #[derive(Parser, Debug)]
-#[command(name = "strata", version, about = "One-binary observability pipeline: Prometheus remote-write in, relabeling, remote-write out")]
+#[command(
+    name = "strata",
+    version,
+    about = "One-binary observability pipeline: Prometheus remote-write in, relabeling, remote-write out"
+)]
 struct Cli {
     /// Log format.
     #[arg(long, global = true, value_enum, default_value = "text")]

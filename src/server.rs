@@ -53,7 +53,9 @@ pub fn status_for(kind: ErrorKind) -> StatusCode {
 
 fn text(status: StatusCode, body: String) -> Response {
     let mut response = (status, body).into_response();
-    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
     response
 }
 
@@ -95,10 +97,17 @@ async fn metrics_handler(State(state): State<AppState>) -> Response {
     response
 }
 
-async fn remote_write_handler(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
+async fn remote_write_handler(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
     let started = Instant::now();
     let header_str = |name: header::HeaderName| headers.get(name).and_then(|v| v.to_str().ok());
-    let negotiated = remote_write::negotiate(header_str(header::CONTENT_TYPE), header_str(header::CONTENT_ENCODING));
+    let negotiated = remote_write::negotiate(
+        header_str(header::CONTENT_TYPE),
+        header_str(header::CONTENT_ENCODING),
+    );
     let version = negotiated.as_ref().copied().unwrap_or(Version::V1);
     let response = match negotiated {
         Err(err) => err.into_response(),
@@ -136,20 +145,17 @@ async fn handle_remote_write(
     if state.route.is_closed() {
         return Err((crate::route::RouteError::ShuttingDown.into(), None));
     }
-    let compressed =
-        read_body_capped(body, content_length, state.remote_write.max_body_size()).await.map_err(|e| (e, None))?;
+    let compressed = read_body_capped(body, content_length, state.remote_write.max_body_size())
+        .await
+        .map_err(|e| (e, None))?;
     let ingest = state.remote_write.clone();
     let blocking = compressed.len() * 4 > BLOCKING_DECODE_THRESHOLD;
     let work = move || {
         let mut scratch = DecodedWrite::default();
         ingest.receive(&compressed, version, &mut scratch)
     };
-    let received = if blocking {
-        tokio::task::block_in_place(work)
-    } else {
-        work()
-    }
-    .map_err(|e| (e, None))?;
+    let received =
+        if blocking { tokio::task::block_in_place(work) } else { work() }.map_err(|e| (e, None))?;
     if let Err(err) = state.route.submit(&received.batch).await {
         return Err((err.into(), None));
     }

@@ -27,9 +27,15 @@ pub struct Pipeline {
 
 /// Builds the pipeline for `config` (already validated) on the current runtime.
 pub fn build(config: &Config, catalog: &Catalog) -> Result<Pipeline, ConfigErrors> {
-    let fail = |path: String, message: String| ConfigErrors { source: "config".into(), errors: vec![ConfigError { path, message }] };
+    let fail = |path: String, message: String| ConfigErrors {
+        source: "config".into(),
+        errors: vec![ConfigError { path, message }],
+    };
     if config.role == Role::Agent && config.forward.remote_write.is_empty() {
-        return Err(fail("forward.remote_write".into(), "an agent needs at least one forward target".into()));
+        return Err(fail(
+            "forward.remote_write".into(),
+            "an agent needs at least one forward target".into(),
+        ));
     }
     let ingest_config = &config.ingest.remote_write;
     let remote_write = RemoteWriteIngest::new(ingest_config, catalog)
@@ -47,9 +53,16 @@ pub fn build(config: &Config, catalog: &Catalog) -> Result<Pipeline, ConfigError
             catalog,
             abort_rx.clone(),
         )
-        .map_err(|e| fail(format!("forward.remote_write[{index}].write_relabel_configs"), e.to_string()))?;
+        .map_err(|e| {
+            fail(format!("forward.remote_write[{index}].write_relabel_configs"), e.to_string())
+        })?;
         targets.push(target);
         workers.push(target_workers);
     }
-    Ok(Pipeline { remote_write: Arc::new(remote_write), route: Arc::new(Router::new(targets)), workers, abort })
+    Ok(Pipeline {
+        remote_write: Arc::new(remote_write),
+        route: Arc::new(Router::new(targets)),
+        workers,
+        abort,
+    })
 }

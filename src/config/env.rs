@@ -117,7 +117,10 @@ mod tests {
             serde_yaml::from_str("forward:\n  remote_write:\n    - bearer_token: ${MISSING}\n")
                 .unwrap();
         let err = expand_tree(&mut value, &mut Vec::new(), &lookup).unwrap_err();
-        assert_eq!(err, "forward.remote_write[0].bearer_token: environment variable MISSING is not set");
+        assert_eq!(
+            err,
+            "forward.remote_write[0].bearer_token: environment variable MISSING is not set"
+        );
     }
 
     #[test]

@@ -143,7 +143,11 @@ pub struct SeriesLimits {
 
 impl Default for SeriesLimits {
     fn default() -> Self {
-        Self { max_label_names_per_series: 64, max_label_name_length: 1024, max_label_value_length: 4096 }
+        Self {
+            max_label_names_per_series: 64,
+            max_label_name_length: 1024,
+            max_label_value_length: 4096,
+        }
     }
 }
 
@@ -287,7 +291,10 @@ impl Config {
         if self.server.http_listen_address.parse::<SocketAddr>().is_err() {
             errors.push(ConfigError::new(
                 "server.http_listen_address",
-                format!("{:?} is not an address of the form host:port", self.server.http_listen_address),
+                format!(
+                    "{:?} is not an address of the form host:port",
+                    self.server.http_listen_address
+                ),
             ));
         }
         self.validate_ingest(&mut errors);
@@ -303,16 +310,23 @@ impl Config {
         let rw = &self.ingest.remote_write;
         let base = "ingest.remote_write";
         if rw.max_body_size.bytes() == 0 {
-            errors.push(ConfigError::new(format!("{base}.max_body_size"), "must be greater than 0"));
+            errors
+                .push(ConfigError::new(format!("{base}.max_body_size"), "must be greater than 0"));
         }
         if rw.max_decoded_size < rw.max_body_size {
             errors.push(ConfigError::new(
                 format!("{base}.max_decoded_size"),
-                format!("{} is smaller than max_body_size {}", rw.max_decoded_size, rw.max_body_size),
+                format!(
+                    "{} is smaller than max_body_size {}",
+                    rw.max_decoded_size, rw.max_body_size
+                ),
             ));
         }
         if rw.relabel_cache_size == 0 {
-            errors.push(ConfigError::new(format!("{base}.relabel_cache_size"), "must be greater than 0"));
+            errors.push(ConfigError::new(
+                format!("{base}.relabel_cache_size"),
+                "must be greater than 0",
+            ));
         }
         let limits = &rw.limits;
         for (name, value) in [
@@ -321,10 +335,15 @@ impl Config {
             ("max_label_value_length", limits.max_label_value_length),
         ] {
             if value == 0 {
-                errors.push(ConfigError::new(format!("{base}.limits.{name}"), "must be greater than 0"));
+                errors.push(ConfigError::new(
+                    format!("{base}.limits.{name}"),
+                    "must be greater than 0",
+                ));
             }
         }
-        if let Err(e) = Relabeler::with_validation(&rw.metric_relabel_configs, rw.label_name_validation) {
+        if let Err(e) =
+            Relabeler::with_validation(&rw.metric_relabel_configs, rw.label_name_validation)
+        {
             errors.push(ConfigError::new(format!("{base}.metric_relabel_configs"), e.to_string()));
         }
     }
@@ -341,7 +360,9 @@ impl Config {
                     format!("{name:?} is already used by forward.remote_write[{previous}]"),
                 ));
             }
-            if !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-') || name.is_empty() {
+            if !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+                || name.is_empty()
+            {
                 errors.push(ConfigError::new(
                     format!("{base}.name"),
                     format!("{name:?} may only contain letters, digits, '_' and '-'"),
@@ -351,7 +372,10 @@ impl Config {
                 Ok(uri) if uri.scheme_str() == Some("http") && uri.host().is_some() => {}
                 Ok(uri) if uri.scheme_str() == Some("https") => errors.push(ConfigError::new(
                     format!("{base}.url"),
-                    format!("{:?}: https is not supported yet; terminate TLS in front of the receiver", target.url),
+                    format!(
+                        "{:?}: https is not supported yet; terminate TLS in front of the receiver",
+                        target.url
+                    ),
                 )),
                 _ => errors.push(ConfigError::new(
                     format!("{base}.url"),
@@ -361,10 +385,17 @@ impl Config {
             if !matches!(target.protocol_version, 1 | 2) {
                 errors.push(ConfigError::new(
                     format!("{base}.protocol_version"),
-                    format!("{} is not a remote-write protocol version (1 or 2)", target.protocol_version),
+                    format!(
+                        "{} is not a remote-write protocol version (1 or 2)",
+                        target.protocol_version
+                    ),
                 ));
             }
-            let auth_kinds = [target.basic_auth.is_some(), target.bearer_token.is_some(), target.bearer_token_file.is_some()];
+            let auth_kinds = [
+                target.basic_auth.is_some(),
+                target.bearer_token.is_some(),
+                target.bearer_token_file.is_some(),
+            ];
             if auth_kinds.iter().filter(|set| **set).count() > 1 {
                 errors.push(ConfigError::new(
                     base.clone(),
@@ -382,10 +413,19 @@ impl Config {
             for header in target.headers.keys() {
                 let lower = header.to_ascii_lowercase();
                 if http::HeaderName::from_bytes(header.as_bytes()).is_err() {
-                    errors.push(ConfigError::new(format!("{base}.headers"), format!("{header:?} is not a valid header name")));
+                    errors.push(ConfigError::new(
+                        format!("{base}.headers"),
+                        format!("{header:?} is not a valid header name"),
+                    ));
                 } else if matches!(
                     lower.as_str(),
-                    "authorization" | "content-encoding" | "content-type" | "x-prometheus-remote-write-version" | "user-agent" | "host" | "content-length"
+                    "authorization"
+                        | "content-encoding"
+                        | "content-type"
+                        | "x-prometheus-remote-write-version"
+                        | "user-agent"
+                        | "host"
+                        | "content-length"
                 ) {
                     errors.push(ConfigError::new(
                         format!("{base}.headers"),
@@ -394,11 +434,15 @@ impl Config {
                 }
             }
             if let Err(e) = Relabeler::with_validation(&target.write_relabel_configs, validation) {
-                errors.push(ConfigError::new(format!("{base}.write_relabel_configs"), e.to_string()));
+                errors
+                    .push(ConfigError::new(format!("{base}.write_relabel_configs"), e.to_string()));
             }
             validate_queue(&target.queue_config, &format!("{base}.queue_config"), errors);
             if target.remote_timeout.get().is_zero() {
-                errors.push(ConfigError::new(format!("{base}.remote_timeout"), "must be greater than 0"));
+                errors.push(ConfigError::new(
+                    format!("{base}.remote_timeout"),
+                    "must be greater than 0",
+                ));
             }
         }
     }
@@ -415,16 +459,25 @@ fn validate_queue(queue: &QueueConfig, base: &str, errors: &mut Vec<ConfigError>
         }
     }
     if queue.shards > 256 {
-        errors.push(ConfigError::new(format!("{base}.shards"), format!("{} is more than 256", queue.shards)));
+        errors.push(ConfigError::new(
+            format!("{base}.shards"),
+            format!("{} is more than 256", queue.shards),
+        ));
     }
     if queue.capacity < queue.max_samples_per_send {
         errors.push(ConfigError::new(
             format!("{base}.capacity"),
-            format!("{} is smaller than max_samples_per_send {}", queue.capacity, queue.max_samples_per_send),
+            format!(
+                "{} is smaller than max_samples_per_send {}",
+                queue.capacity, queue.max_samples_per_send
+            ),
         ));
     }
     if queue.batch_send_deadline.get().is_zero() {
-        errors.push(ConfigError::new(format!("{base}.batch_send_deadline"), "must be greater than 0"));
+        errors.push(ConfigError::new(
+            format!("{base}.batch_send_deadline"),
+            "must be greater than 0",
+        ));
     }
     if queue.min_backoff > queue.max_backoff {
         errors.push(ConfigError::new(
@@ -483,14 +536,19 @@ forward:
 
     #[test]
     fn unknown_keys_are_rejected_with_their_path() {
-        let err = parse("forward:\n  remote_write:\n    - url: http://a:1/\n      queue_confg: {}\n").unwrap_err();
-        assert_eq!(err.errors[0].path, "forward.remote_write[0]");
+        let err =
+            parse("forward:\n  remote_write:\n    - url: http://a:1/\n      queue_confg: {}\n")
+                .unwrap_err();
+        assert_eq!(err.errors[0].path, "forward.remote_write[0].queue_confg");
         assert!(err.errors[0].message.contains("unknown field `queue_confg`"), "{err}");
     }
 
     #[test]
     fn bad_units_name_path_and_value() {
-        let err = parse("forward:\n  remote_write:\n    - url: http://a:1/\n      remote_timeout: 5 seconds\n").unwrap_err();
+        let err = parse(
+            "forward:\n  remote_write:\n    - url: http://a:1/\n      remote_timeout: 5 seconds\n",
+        )
+        .unwrap_err();
         assert_eq!(err.errors[0].path, "forward.remote_write[0].remote_timeout");
         assert!(err.errors[0].message.contains("5 seconds"), "{err}");
     }
@@ -521,7 +579,10 @@ forward:
 
     #[test]
     fn missing_env_var_is_an_error() {
-        let err = parse("forward:\n  remote_write:\n    - url: http://a:1/\n      bearer_token: ${NOPE}\n").unwrap_err();
+        let err = parse(
+            "forward:\n  remote_write:\n    - url: http://a:1/\n      bearer_token: ${NOPE}\n",
+        )
+        .unwrap_err();
         assert!(err.to_string().contains("NOPE is not set"), "{err}");
     }
 }

@@ -173,7 +173,9 @@ impl<'de> Deserialize<'de> for ByteSize {
         }
         match Raw::deserialize(deserializer)? {
             Raw::Number(n) => Ok(ByteSize(n)),
-            Raw::Text(text) => parse_byte_size(&text).map(ByteSize).map_err(serde::de::Error::custom),
+            Raw::Text(text) => {
+                parse_byte_size(&text).map(ByteSize).map_err(serde::de::Error::custom)
+            }
         }
     }
 }

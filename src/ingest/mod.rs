@@ -20,7 +20,9 @@ pub enum IngestError {
     UnsupportedMediaType { header: &'static str, value: String, expected: &'static str },
     #[error("request body is larger than the limit of {limit} bytes")]
     BodyTooLarge { limit: usize },
-    #[error("snappy header claims a decoded size of {claimed} bytes, over the limit of {limit} bytes")]
+    #[error(
+        "snappy header claims a decoded size of {claimed} bytes, over the limit of {limit} bytes"
+    )]
     DecodedTooLarge { claimed: usize, limit: usize },
     #[error("cannot read request body: {0}")]
     BodyRead(String),
@@ -39,7 +41,9 @@ impl IngestError {
         match self {
             Self::UnsupportedMediaType { .. } => ErrorKind::UnsupportedMediaType,
             Self::BodyTooLarge { .. } | Self::DecodedTooLarge { .. } => ErrorKind::TooLarge,
-            Self::BodyRead(_) | Self::Snappy(_) | Self::Decode { .. } | Self::Invalid(_) => ErrorKind::BadRequest,
+            Self::BodyRead(_) | Self::Snappy(_) | Self::Decode { .. } | Self::Invalid(_) => {
+                ErrorKind::BadRequest
+            }
             Self::Route(e) => e.kind(),
         }
     }
@@ -59,7 +63,9 @@ pub async fn read_body_capped(
     let collected = Limited::new(body, limit).collect().await;
     match collected {
         Ok(collected) => Ok(collected.to_bytes()),
-        Err(err) if err.is::<http_body_util::LengthLimitError>() => Err(IngestError::BodyTooLarge { limit }),
+        Err(err) if err.is::<http_body_util::LengthLimitError>() => {
+            Err(IngestError::BodyTooLarge { limit })
+        }
         Err(err) => Err(IngestError::BodyRead(err.to_string())),
     }
 }
@@ -68,7 +74,8 @@ pub async fn read_body_capped(
 /// claims more than `limit` bytes.
 pub fn snappy_decompress_capped(compressed: &[u8], limit: usize) -> Result<Vec<u8>, IngestError> {
     #[allow(clippy::disallowed_methods)] // the cap check is right here
-    let claimed = snap::raw::decompress_len(compressed).map_err(|e| IngestError::Snappy(e.to_string()))?;
+    let claimed =
+        snap::raw::decompress_len(compressed).map_err(|e| IngestError::Snappy(e.to_string()))?;
     if claimed > limit {
         return Err(IngestError::DecodedTooLarge { claimed, limit });
     }
@@ -86,26 +93,32 @@ mod tests {
 
     #[test]
     fn snappy_bomb_is_refused_before_allocating() {
-        // A snappy block header is the decoded length as a varint: claim 4 GiB with no data.
-        let bomb = [0x80, 0x80, 0x80, 0x80, 0x10];
+        // A snappy block header is the decoded length as a varint: claim 2 GiB with no data.
+        let bomb = [0x80, 0x80, 0x80, 0x80, 0x08];
         let err = snappy_decompress_capped(&bomb, 1 << 20).unwrap_err();
-        assert!(matches!(err, IngestError::DecodedTooLarge { claimed, .. } if claimed == 1 << 32), "{err}");
+        assert!(
+            matches!(err, IngestError::DecodedTooLarge { claimed, .. } if claimed == 1 << 31),
+            "{err}"
+        );
         assert_eq!(err.kind(), ErrorKind::TooLarge);
     }
 
     #[test]
     fn truncated_snappy_is_a_bad_request() {
         let compressed = snap::raw::Encoder::new().compress_vec(&[7u8; 10_000]).unwrap();
-        let err = snappy_decompress_capped(&compressed[..compressed.len() / 2], 1 << 20).unwrap_err();
+        let err =
+            snappy_decompress_capped(&compressed[..compressed.len() / 2], 1 << 20).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::BadRequest, "{err}");
         assert_eq!(snappy_decompress_capped(&compressed, 1 << 20).unwrap(), vec![7u8; 10_000]);
     }
 
     #[tokio::test]
     async fn body_cap_applies_with_and_without_content_length() {
-        let err = read_body_capped(axum::body::Body::from(vec![0u8; 10]), Some(10), 5).await.unwrap_err();
+        let err =
+            read_body_capped(axum::body::Body::from(vec![0u8; 10]), Some(10), 5).await.unwrap_err();
         assert_eq!(err, IngestError::BodyTooLarge { limit: 5 });
-        let err = read_body_capped(axum::body::Body::from(vec![0u8; 10]), None, 5).await.unwrap_err();
+        let err =
+            read_body_capped(axum::body::Body::from(vec![0u8; 10]), None, 5).await.unwrap_err();
         assert_eq!(err, IngestError::BodyTooLarge { limit: 5 });
         let ok = read_body_capped(axum::body::Body::from(vec![1u8; 5]), None, 5).await.unwrap();
         assert_eq!(ok.len(), 5);

@@ -184,7 +184,10 @@ mod tests {
             Label::new("b", "3"),
             Label::new("c", ""),
         ]);
-        assert_eq!(labels, Labels::from_sorted_unchecked(vec![Label::new("a", "1"), Label::new("b", "3")]));
+        assert_eq!(
+            labels,
+            Labels::from_sorted_unchecked(vec![Label::new("a", "1"), Label::new("b", "3")])
+        );
     }
 
     #[test]

@@ -44,7 +44,7 @@ pub struct Exemplar {
 }
 
 /// Metric type, with the numbering of both remote-write versions (they agree).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum MetricType {
     #[default]
     Unknown = 0,
@@ -163,7 +163,8 @@ pub struct Series {
 
 impl Series {
     pub fn new(labels: Labels) -> Self {
-        let mut encoded = Vec::with_capacity(labels.iter().map(|l| l.name.len() + l.value.len() + 6).sum());
+        let mut encoded =
+            Vec::with_capacity(labels.iter().map(|l| l.name.len() + l.value.len() + 6).sum());
         for label in &labels {
             encode_label(&mut encoded, label.name.as_bytes(), label.value.as_bytes());
         }
@@ -175,7 +176,12 @@ impl Series {
 /// Appends one `TimeSeries.labels` field (`Label{name = 1, value = 2}` as field 1).
 #[inline]
 pub fn encode_label(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
-    let body = 1 + wire::varint_len(name.len() as u64) + name.len() + 1 + wire::varint_len(value.len() as u64) + value.len();
+    let body = 1
+        + wire::varint_len(name.len() as u64)
+        + name.len()
+        + 1
+        + wire::varint_len(value.len() as u64)
+        + value.len();
     out.push(0x0a);
     wire::put_varint(out, body as u64);
     out.push(0x0a);
@@ -234,7 +240,11 @@ fn range(start: usize, end: usize) -> Range<u32> {
 
 impl MetricBatch {
     pub fn with_capacity(series: usize, samples: usize) -> Self {
-        Self { entries: Vec::with_capacity(series), samples: Vec::with_capacity(samples), ..Self::default() }
+        Self {
+            entries: Vec::with_capacity(series),
+            samples: Vec::with_capacity(samples),
+            ..Self::default()
+        }
     }
 
     /// Appends a series with its data.
@@ -265,15 +275,24 @@ impl MetricBatch {
 
     /// Appends a view (possibly of another batch) under a different series identity.
     pub fn push_view(&mut self, series: Arc<Series>, view: &SeriesView<'_>) {
-        self.push(series, view.samples, view.histograms, view.exemplars, view.metadata.cloned(), view.created_timestamp_ms);
+        self.push(
+            series,
+            view.samples,
+            view.histograms,
+            view.exemplars,
+            view.metadata.cloned(),
+            view.created_timestamp_ms,
+        );
     }
 
     pub fn view<'a>(&'a self, entry: &'a SeriesEntry) -> SeriesView<'a> {
         SeriesView {
             series: &entry.series,
             samples: &self.samples[entry.samples.start as usize..entry.samples.end as usize],
-            histograms: &self.histograms[entry.histograms.start as usize..entry.histograms.end as usize],
-            exemplars: &self.exemplars[entry.exemplars.start as usize..entry.exemplars.end as usize],
+            histograms: &self.histograms
+                [entry.histograms.start as usize..entry.histograms.end as usize],
+            exemplars: &self.exemplars
+                [entry.exemplars.start as usize..entry.exemplars.end as usize],
             metadata: entry.metadata.as_ref(),
             created_timestamp_ms: entry.created_timestamp_ms,
         }
@@ -350,7 +369,14 @@ mod tests {
         let mut batch = MetricBatch::default();
         let a = Arc::new(Series::new(Labels::from_pairs([("__name__", "a")])));
         let b = Arc::new(Series::new(Labels::from_pairs([("__name__", "b")])));
-        batch.push(a, &[Sample { timestamp_ms: 1, value: 1.0 }, Sample { timestamp_ms: 2, value: stale }], &[], &[], None, 0);
+        batch.push(
+            a,
+            &[Sample { timestamp_ms: 1, value: 1.0 }, Sample { timestamp_ms: 2, value: stale }],
+            &[],
+            &[],
+            None,
+            0,
+        );
         batch.push(b, &[Sample { timestamp_ms: 3, value: 3.0 }], &[], &[], None, 0);
         let views: Vec<_> = batch.iter().collect();
         assert_eq!(views[0].samples.len(), 2);
@@ -359,6 +385,10 @@ mod tests {
         assert_eq!(batch.items(), 3);
         let pieces = batch.clone().split_by_items(2);
         assert_eq!(pieces.iter().map(MetricBatch::items).collect::<Vec<_>>(), [2, 1]);
-        assert_eq!(batch.split_by_items(1).len(), 2, "a series larger than the limit travels alone");
+        assert_eq!(
+            batch.split_by_items(1).len(),
+            2,
+            "a series larger than the limit travels alone"
+        );
     }
 }

@@ -7,6 +7,6 @@ pub mod wire;
 
 pub use labels::{Label, Labels, LabelsBuilder, METRIC_NAME};
 pub use metrics::{
-    Exemplar, Histogram, MetricBatch, MetricMetadata, MetricType, Sample, Series, SeriesMetadata, SeriesView,
-    STALE_NAN_BITS,
+    Exemplar, Histogram, MetricBatch, MetricMetadata, MetricType, Sample, Series, SeriesMetadata,
+    SeriesView, STALE_NAN_BITS,
 };

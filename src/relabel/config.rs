@@ -297,6 +297,9 @@ mod tests {
         let back: RelabelConfig = serde_yaml::from_str(&yaml).unwrap();
         assert_eq!(back, config);
         let default_yaml = serde_yaml::to_string(&RelabelConfig::default()).unwrap();
-        assert_eq!(serde_yaml::from_str::<RelabelConfig>(&default_yaml).unwrap(), RelabelConfig::default());
+        assert_eq!(
+            serde_yaml::from_str::<RelabelConfig>(&default_yaml).unwrap(),
+            RelabelConfig::default()
+        );
     }
 }

@@ -19,7 +19,9 @@ use std::borrow::Cow;
 ///
 /// This mirrors Prometheus' `metric_name_validation_scheme`; Prometheus 3 defaults to UTF-8,
 /// Strata defaults to the legacy scheme because most remote-write receivers still require it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum NameValidation {
     /// `[a-zA-Z_][a-zA-Z0-9_]*`.
@@ -59,7 +61,8 @@ pub(crate) fn is_legacy_label_name(name: &str) -> bool {
     let bytes = name.as_bytes();
     match bytes.split_first() {
         Some((first, rest)) => {
-            (first.is_ascii_alphabetic() || *first == b'_') && rest.iter().all(|&b| is_ascii_word(b))
+            (first.is_ascii_alphabetic() || *first == b'_')
+                && rest.iter().all(|&b| is_ascii_word(b))
         }
         None => false,
     }
@@ -138,9 +141,10 @@ pub(crate) fn go_to_upper(s: &str) -> String {
             let mut upper = c.to_uppercase();
             match (upper.next(), upper.next()) {
                 (Some(single), None) => single,
-                // Characters whose full upper-case mapping has several characters (SpecialCasing.txt).
-                // Most have no simple mapping and stay as they are (e.g. 'ß', ligatures); the Greek
-                // letters with ypogegrammeni map to their title-case forms in UnicodeData.txt.
+                // Characters whose full upper-case mapping has several characters
+                // (SpecialCasing.txt). Most have no simple mapping and stay as they are (e.g.
+                // 'ß', ligatures); the Greek letters with ypogegrammeni map to their title-case
+                // forms in UnicodeData.txt.
                 _ => simple_upper_of_special(c).unwrap_or(c),
             }
         })

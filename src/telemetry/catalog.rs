@@ -64,7 +64,8 @@ pub enum ForwardDropReason {
 }
 
 impl ForwardDropReason {
-    pub const ALL: [ForwardDropReason; 4] = [Self::Relabel, Self::Rejected, Self::Shutdown, Self::Encode];
+    pub const ALL: [ForwardDropReason; 4] =
+        [Self::Relabel, Self::Rejected, Self::Shutdown, Self::Encode];
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Relabel => "relabel",
@@ -127,35 +128,159 @@ impl Default for Catalog {
 impl Catalog {
     pub fn new() -> Self {
         let mut r = Registry::default();
-        let hist = || HistogramFamily::new_with_constructor(duration_histogram as fn() -> Histogram);
+        let hist =
+            || HistogramFamily::new_with_constructor(duration_histogram as fn() -> Histogram);
         let catalog = Catalog {
-            ingest_requests: register!(r, "strata_ingest_requests", "Ingest requests by protocol and HTTP status code.", CounterFamily::default()),
-            ingest_request_duration: register!(r, "strata_ingest_request_duration_seconds", "Time to handle an ingest request, from headers to response.", hist()),
-            ingest_bytes: register!(r, "strata_ingest_received_bytes", "Request body bytes received, as sent (compressed).", CounterFamily::default()),
-            ingest_samples_received: register!(r, "strata_ingest_samples_received", "Float samples received in decodable requests, before validation and relabeling.", CounterFamily::default()),
-            ingest_histograms_received: register!(r, "strata_ingest_histograms_received", "Native histogram samples received.", CounterFamily::default()),
-            ingest_exemplars_received: register!(r, "strata_ingest_exemplars_received", "Exemplars received.", CounterFamily::default()),
-            ingest_metadata_received: register!(r, "strata_ingest_metadata_received", "Metric metadata entries received.", CounterFamily::default()),
-            ingest_samples_dropped: register!(r, "strata_ingest_samples_dropped", "Samples and histogram samples dropped at ingest, by reason.", CounterFamily::default()),
-            relabel_cache_hits: register!(r, "strata_relabel_cache_hits", "Series whose validation and relabel result came from the cache.", CounterFamily::default()),
-            relabel_cache_misses: register!(r, "strata_relabel_cache_misses", "Series validated and relabeled from scratch.", CounterFamily::default()),
-            relabel_cache_entries: register!(r, "strata_relabel_cache_entries", "Entries in a relabel result cache.", GaugeFamily::default()),
-            forward_samples_sent: register!(r, "strata_forward_samples_sent", "Float samples a forward target acknowledged with 2xx.", CounterFamily::default()),
-            forward_histograms_sent: register!(r, "strata_forward_histograms_sent", "Native histogram samples a forward target acknowledged with 2xx.", CounterFamily::default()),
-            forward_exemplars_sent: register!(r, "strata_forward_exemplars_sent", "Exemplars a forward target acknowledged with 2xx.", CounterFamily::default()),
-            forward_samples_dropped: register!(r, "strata_forward_samples_dropped", "Samples and histogram samples a forward target dropped, by reason.", CounterFamily::default()),
-            forward_requests: register!(r, "strata_forward_requests", "Requests sent to a forward target, by outcome (success, retry, rejected).", CounterFamily::default()),
-            forward_retries: register!(r, "strata_forward_retries", "Retried sends to a forward target (5xx, 429, network errors).", CounterFamily::default()),
-            forward_request_duration: register!(r, "strata_forward_request_duration_seconds", "Duration of one send attempt to a forward target.", hist()),
-            forward_queue_pushed: register!(r, "strata_forward_queue_pushed_samples", "Items (samples, histograms, exemplars) pushed into a target's queue.", CounterFamily::default()),
-            forward_queue_popped: register!(r, "strata_forward_queue_popped_samples", "Items taken off a target's queue (sent or dropped).", CounterFamily::default()),
-            forward_queue_length: register!(r, "strata_forward_queue_length_samples", "Items currently queued for a target.", GaugeFamily::default()),
-            forward_queue_capacity: register!(r, "strata_forward_queue_capacity_samples", "Items a target's queue can hold over all shards.", GaugeFamily::default()),
-            forward_queue_full: register!(r, "strata_forward_queue_full", "Ingest requests refused with 503 because a target's queue was full.", CounterFamily::default()),
-            build_info: register!(r, "strata_build_info", "Always 1; labels carry the version.", GaugeFamily::default()),
+            ingest_requests: register!(
+                r,
+                "strata_ingest_requests",
+                "Ingest requests by protocol and HTTP status code.",
+                CounterFamily::default()
+            ),
+            ingest_request_duration: register!(
+                r,
+                "strata_ingest_request_duration_seconds",
+                "Time to handle an ingest request, from headers to response.",
+                hist()
+            ),
+            ingest_bytes: register!(
+                r,
+                "strata_ingest_received_bytes",
+                "Request body bytes received, as sent (compressed).",
+                CounterFamily::default()
+            ),
+            ingest_samples_received: register!(
+                r,
+                "strata_ingest_samples_received",
+                "Float samples received in decodable requests, before validation and relabeling.",
+                CounterFamily::default()
+            ),
+            ingest_histograms_received: register!(
+                r,
+                "strata_ingest_histograms_received",
+                "Native histogram samples received.",
+                CounterFamily::default()
+            ),
+            ingest_exemplars_received: register!(
+                r,
+                "strata_ingest_exemplars_received",
+                "Exemplars received.",
+                CounterFamily::default()
+            ),
+            ingest_metadata_received: register!(
+                r,
+                "strata_ingest_metadata_received",
+                "Metric metadata entries received.",
+                CounterFamily::default()
+            ),
+            ingest_samples_dropped: register!(
+                r,
+                "strata_ingest_samples_dropped",
+                "Samples and histogram samples dropped at ingest, by reason.",
+                CounterFamily::default()
+            ),
+            relabel_cache_hits: register!(
+                r,
+                "strata_relabel_cache_hits",
+                "Series whose validation and relabel result came from the cache.",
+                CounterFamily::default()
+            ),
+            relabel_cache_misses: register!(
+                r,
+                "strata_relabel_cache_misses",
+                "Series validated and relabeled from scratch.",
+                CounterFamily::default()
+            ),
+            relabel_cache_entries: register!(
+                r,
+                "strata_relabel_cache_entries",
+                "Entries in a relabel result cache.",
+                GaugeFamily::default()
+            ),
+            forward_samples_sent: register!(
+                r,
+                "strata_forward_samples_sent",
+                "Float samples a forward target acknowledged with 2xx.",
+                CounterFamily::default()
+            ),
+            forward_histograms_sent: register!(
+                r,
+                "strata_forward_histograms_sent",
+                "Native histogram samples a forward target acknowledged with 2xx.",
+                CounterFamily::default()
+            ),
+            forward_exemplars_sent: register!(
+                r,
+                "strata_forward_exemplars_sent",
+                "Exemplars a forward target acknowledged with 2xx.",
+                CounterFamily::default()
+            ),
+            forward_samples_dropped: register!(
+                r,
+                "strata_forward_samples_dropped",
+                "Samples and histogram samples a forward target dropped, by reason.",
+                CounterFamily::default()
+            ),
+            forward_requests: register!(
+                r,
+                "strata_forward_requests",
+                "Requests sent to a forward target, by outcome (success, retry, rejected).",
+                CounterFamily::default()
+            ),
+            forward_retries: register!(
+                r,
+                "strata_forward_retries",
+                "Retried sends to a forward target (5xx, 429, network errors).",
+                CounterFamily::default()
+            ),
+            forward_request_duration: register!(
+                r,
+                "strata_forward_request_duration_seconds",
+                "Duration of one send attempt to a forward target.",
+                hist()
+            ),
+            forward_queue_pushed: register!(
+                r,
+                "strata_forward_queue_pushed_samples",
+                "Items (samples, histograms, exemplars) pushed into a target's queue.",
+                CounterFamily::default()
+            ),
+            forward_queue_popped: register!(
+                r,
+                "strata_forward_queue_popped_samples",
+                "Items taken off a target's queue (sent or dropped).",
+                CounterFamily::default()
+            ),
+            forward_queue_length: register!(
+                r,
+                "strata_forward_queue_length_samples",
+                "Items currently queued for a target.",
+                GaugeFamily::default()
+            ),
+            forward_queue_capacity: register!(
+                r,
+                "strata_forward_queue_capacity_samples",
+                "Items a target's queue can hold over all shards.",
+                GaugeFamily::default()
+            ),
+            forward_queue_full: register!(
+                r,
+                "strata_forward_queue_full",
+                "Ingest requests refused with 503 because a target's queue was full.",
+                CounterFamily::default()
+            ),
+            build_info: register!(
+                r,
+                "strata_build_info",
+                "Always 1; labels carry the version.",
+                GaugeFamily::default()
+            ),
             registry: r,
         };
-        catalog.build_info.get_or_create(&vec![("version", env!("CARGO_PKG_VERSION").to_owned())]).set(1);
+        catalog
+            .build_info
+            .get_or_create(&vec![("version", env!("CARGO_PKG_VERSION").to_owned())])
+            .set(1);
         catalog
     }
 
@@ -180,7 +305,8 @@ impl Catalog {
             exemplars: self.ingest_exemplars_received.get_or_create_owned(&p),
             metadata: self.ingest_metadata_received.get_or_create_owned(&p),
             dropped: IngestDropReason::ALL.map(|reason| {
-                self.ingest_samples_dropped.get_or_create_owned(&vec![("reason", reason.as_str().to_owned())])
+                self.ingest_samples_dropped
+                    .get_or_create_owned(&vec![("reason", reason.as_str().to_owned())])
             }),
         }
     }
@@ -244,7 +370,12 @@ impl IngestMetrics {
 
     /// Counts one finished request by status code (a bounded set: the codes Strata answers).
     pub fn request_done(&self, code: u16) {
-        self.requests.get_or_create(&vec![("protocol", self.protocol.to_owned()), ("code", code.to_string())]).inc();
+        self.requests
+            .get_or_create(&vec![
+                ("protocol", self.protocol.to_owned()),
+                ("code", code.to_string()),
+            ])
+            .inc();
     }
 }
 
@@ -320,7 +451,10 @@ mod tests {
         assert!(names.contains("strata_forward_request_duration_seconds_bucket"));
         for name in &names {
             assert!(name.starts_with("strata_"), "{name}");
-            assert!(name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_'), "{name}");
+            assert!(
+                name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_'),
+                "{name}"
+            );
         }
     }
 }

@@ -3,7 +3,10 @@
 
 pub mod catalog;
 
-pub use catalog::{Catalog, ForwardDropReason, ForwardMetrics, IngestDropReason, IngestMetrics, RelabelCacheMetrics};
+pub use catalog::{
+    Catalog, ForwardDropReason, ForwardMetrics, IngestDropReason, IngestMetrics,
+    RelabelCacheMetrics,
+};
 
 use tracing_subscriber::EnvFilter;
 

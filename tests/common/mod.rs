@@ -14,6 +14,7 @@ use std::io::{Read, Seek, SeekFrom};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -119,6 +120,7 @@ pub struct ChildGuard {
     child: Mutex<Option<Child>>,
     stdout_path: PathBuf,
     stderr_path: PathBuf,
+    logs_dumped: AtomicBool,
     _log_dir: TempDir,
 }
 
@@ -151,6 +153,7 @@ impl ChildGuard {
             child: Mutex::new(Some(child)),
             stdout_path,
             stderr_path,
+            logs_dumped: AtomicBool::new(false),
             _log_dir: log_dir,
         }
     }
@@ -256,6 +259,7 @@ impl ChildGuard {
 
     /// Prints the last lines of the captured stdout and stderr to the test's stderr.
     pub fn dump_logs(&self) {
+        self.logs_dumped.store(true, Ordering::Relaxed);
         for (what, path) in [("stdout", &self.stdout_path), ("stderr", &self.stderr_path)] {
             let tail = tail_lines(path, 60, 64 * 1024);
             eprintln!(
@@ -270,7 +274,7 @@ impl ChildGuard {
 
 impl Drop for ChildGuard {
     fn drop(&mut self) {
-        if std::thread::panicking() {
+        if std::thread::panicking() && !self.logs_dumped.load(Ordering::Relaxed) {
             self.dump_logs();
         }
         self.kill();

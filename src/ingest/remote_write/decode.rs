@@ -216,7 +216,11 @@ impl DecodedWrite {
                 _ => reader.skip(wire_type)?,
             }
         }
-        self.exemplars.push(RawExemplar { labels: range(label_start, self.labels.len()), value, timestamp_ms });
+        self.exemplars.push(RawExemplar {
+            labels: range(label_start, self.labels.len()),
+            value,
+            timestamp_ms,
+        });
         Ok(())
     }
 
@@ -259,18 +263,24 @@ impl DecodedWrite {
     }
 
     fn symbol(&self, reference: u64, offset: usize) -> Result<Span, DecodeError> {
-        usize::try_from(reference).ok().and_then(|r| self.symbols.get(r)).copied().ok_or_else(|| {
-            DecodeError::Symbols {
+        usize::try_from(reference).ok().and_then(|r| self.symbols.get(r)).copied().ok_or_else(
+            || DecodeError::Symbols {
                 offset,
-                what: format!("symbol reference {reference} is out of range (table has {} symbols)", self.symbols.len()),
-            }
-        })
+                what: format!(
+                    "symbol reference {reference} is out of range (table has {} symbols)",
+                    self.symbols.len()
+                ),
+            },
+        )
     }
 
     /// Decodes `labels_refs` (packed or not) into label spans.
     fn push_label_refs(&mut self, refs: &[u64], offset: usize) -> Result<(), DecodeError> {
         if refs.len() % 2 != 0 {
-            return Err(DecodeError::Symbols { offset, what: format!("labels_refs has odd length {}", refs.len()) });
+            return Err(DecodeError::Symbols {
+                offset,
+                what: format!("labels_refs has odd length {}", refs.len()),
+            });
         }
         for pair in refs.chunks_exact(2) {
             let name = self.symbol(pair[0], offset)?;
@@ -356,11 +366,19 @@ impl DecodedWrite {
         }
         let label_start = self.labels.len();
         self.push_label_refs(&refs, base)?;
-        self.exemplars.push(RawExemplar { labels: range(label_start, self.labels.len()), value, timestamp_ms });
+        self.exemplars.push(RawExemplar {
+            labels: range(label_start, self.labels.len()),
+            value,
+            timestamp_ms,
+        });
         Ok(())
     }
 
-    fn decode_v2_metadata(&self, bytes: &[u8], base: usize) -> Result<RawSeriesMetadata, DecodeError> {
+    fn decode_v2_metadata(
+        &self,
+        bytes: &[u8],
+        base: usize,
+    ) -> Result<RawSeriesMetadata, DecodeError> {
         let mut metadata = RawSeriesMetadata::default();
         let mut reader = Reader::new(bytes, base);
         while !reader.is_empty() {
@@ -397,7 +415,11 @@ fn range(start: usize, end: usize) -> Range<u32> {
 }
 
 /// Reads a `repeated uint32` field, packed (LEN) or one value per key (VARINT).
-fn read_uint_field(reader: &mut Reader<'_>, wire_type: u8, out: &mut Vec<u64>) -> Result<(), DecodeError> {
+fn read_uint_field(
+    reader: &mut Reader<'_>,
+    wire_type: u8,
+    out: &mut Vec<u64>,
+) -> Result<(), DecodeError> {
     match wire_type {
         VARINT => out.push(reader.varint()?),
         LEN => {

@@ -37,13 +37,17 @@ pub const CONTENT_TYPE_V1: &str = "application/x-protobuf";
 /// Picks the message type from `Content-Type` and checks `Content-Encoding`, as the 2.0 spec
 /// asks receivers to: a missing Content-Type means 1.0; a missing Content-Encoding means snappy
 /// (what Prometheus' receiver assumes); anything else is 415.
-pub fn negotiate(content_type: Option<&str>, content_encoding: Option<&str>) -> Result<Version, IngestError> {
+pub fn negotiate(
+    content_type: Option<&str>,
+    content_encoding: Option<&str>,
+) -> Result<Version, IngestError> {
     if let Some(encoding) = content_encoding {
         if !encoding.trim().eq_ignore_ascii_case("snappy") {
             return Err(IngestError::UnsupportedMediaType {
                 header: "content-encoding",
                 value: encoding.to_owned(),
-                expected: "remote-write bodies must be snappy-compressed (content-encoding: snappy)",
+                expected:
+                    "remote-write bodies must be snappy-compressed (content-encoding: snappy)",
             });
         }
     }
@@ -109,7 +113,8 @@ impl Received {
             self.rejections.join("; ")
         );
         if self.rejected_series > self.rejections.len() {
-            message.push_str(&format!("; and {} more", self.rejected_series - self.rejections.len()));
+            message
+                .push_str(&format!("; and {} more", self.rejected_series - self.rejections.len()));
         }
         Some(message)
     }
@@ -131,12 +136,21 @@ impl std::fmt::Debug for RemoteWriteIngest {
 }
 
 impl RemoteWriteIngest {
-    pub fn new(config: &RemoteWriteIngestConfig, catalog: &Catalog) -> Result<Self, crate::relabel::RelabelError> {
-        let relabeler = Relabeler::with_validation(&config.metric_relabel_configs, config.label_name_validation)?;
+    pub fn new(
+        config: &RemoteWriteIngestConfig,
+        catalog: &Catalog,
+    ) -> Result<Self, crate::relabel::RelabelError> {
+        let relabeler = Relabeler::with_validation(
+            &config.metric_relabel_configs,
+            config.label_name_validation,
+        )?;
         Ok(Self {
             config: config.clone(),
             relabeler,
-            cache: SeriesCache::new(config.relabel_cache_size as usize, catalog.relabel_cache("ingest")),
+            cache: SeriesCache::new(
+                config.relabel_cache_size as usize,
+                catalog.relabel_cache("ingest"),
+            ),
             metrics_v1: catalog.ingest("remote_write_v1"),
             metrics_v2: catalog.ingest("remote_write_v2"),
         })
@@ -154,10 +168,16 @@ impl RemoteWriteIngest {
     }
 
     /// Decompresses (capped), decodes, validates and relabels one request body.
-    pub fn receive(&self, compressed: &[u8], version: Version, scratch: &mut DecodedWrite) -> Result<Received, IngestError> {
+    pub fn receive(
+        &self,
+        compressed: &[u8],
+        version: Version,
+        scratch: &mut DecodedWrite,
+    ) -> Result<Received, IngestError> {
         let metrics = self.metrics(version);
         metrics.bytes.inc_by(compressed.len() as u64);
-        let body = super::snappy_decompress_capped(compressed, self.config.max_decoded_size.as_usize())?;
+        let body =
+            super::snappy_decompress_capped(compressed, self.config.max_decoded_size.as_usize())?;
         scratch.decode(&body, version).map_err(|e| IngestError::Decode {
             what: match version {
                 Version::V1 => "prometheus.WriteRequest",
@@ -175,8 +195,10 @@ impl RemoteWriteIngest {
         let series_metadata = decoded.series.iter().filter(|s| s.metadata.is_some()).count();
         metrics.metadata.inc_by((decoded.metadata.len() + series_metadata) as u64);
 
-        let mut received =
-            Received { batch: MetricBatch::with_capacity(decoded.series.len(), decoded.samples.len()), ..Received::default() };
+        let mut received = Received {
+            batch: MetricBatch::with_capacity(decoded.series.len(), decoded.samples.len()),
+            ..Received::default()
+        };
         received.batch.metadata.extend(decoded.metadata.iter().cloned());
         let mut key = Vec::with_capacity(512);
         let mut exemplars = Vec::new();
@@ -188,7 +210,11 @@ impl RemoteWriteIngest {
             let labels = &decoded.labels[raw.labels.start as usize..raw.labels.end as usize];
             key.clear();
             for label in labels {
-                crate::model::metrics::encode_label(&mut key, label.name.get(body), label.value.get(body));
+                crate::model::metrics::encode_label(
+                    &mut key,
+                    label.name.get(body),
+                    label.value.get(body),
+                );
             }
             let verdict = self.cache.get_or_compute(&key, || self.evaluate(body, labels));
             let items = (raw.samples.len() + raw.histograms.len()) as u64;
@@ -243,17 +269,28 @@ impl RemoteWriteIngest {
     fn evaluate(&self, body: &[u8], labels: &[decode::RawLabel]) -> Verdict {
         let mut pairs: Vec<(&str, &str)> = Vec::with_capacity(labels.len());
         for label in labels {
-            let (Ok(name), Ok(value)) =
-                (std::str::from_utf8(label.name.get(body)), std::str::from_utf8(label.value.get(body)))
-            else {
+            let (Ok(name), Ok(value)) = (
+                std::str::from_utf8(label.name.get(body)),
+                std::str::from_utf8(label.value.get(body)),
+            ) else {
                 let shown = String::from_utf8_lossy(label.name.get(body)).into_owned();
-                return Verdict::Invalid(format!("label {shown:?} has a name or value that is not valid UTF-8").into());
+                return Verdict::Invalid(
+                    format!("label {shown:?} has a name or value that is not valid UTF-8").into(),
+                );
             };
             pairs.push((name, value));
         }
-        let input = match validate::validate_series(&pairs, &self.config.limits, self.config.label_name_validation) {
+        let input = match validate::validate_series(
+            &pairs,
+            &self.config.limits,
+            self.config.label_name_validation,
+        ) {
             Ok(labels) => labels,
-            Err(rule) => return Verdict::Invalid(format!("series {}: {rule}", validate::describe(&pairs)).into()),
+            Err(rule) => {
+                return Verdict::Invalid(
+                    format!("series {}: {rule}", validate::describe(&pairs)).into(),
+                )
+            }
         };
         let output = if self.relabeler.is_empty() {
             input
@@ -277,20 +314,30 @@ impl RemoteWriteIngest {
         raw: &decode::RawSeries,
         out: &mut Vec<Exemplar>,
     ) -> Result<(), String> {
-        for exemplar in &decoded.exemplars[raw.exemplars.start as usize..raw.exemplars.end as usize] {
+        for exemplar in &decoded.exemplars[raw.exemplars.start as usize..raw.exemplars.end as usize]
+        {
             let mut labels = Vec::with_capacity(exemplar.labels.len());
-            for label in &decoded.labels[exemplar.labels.start as usize..exemplar.labels.end as usize] {
-                let (Ok(name), Ok(value)) =
-                    (std::str::from_utf8(label.name.get(body)), std::str::from_utf8(label.value.get(body)))
-                else {
+            for label in
+                &decoded.labels[exemplar.labels.start as usize..exemplar.labels.end as usize]
+            {
+                let (Ok(name), Ok(value)) = (
+                    std::str::from_utf8(label.name.get(body)),
+                    std::str::from_utf8(label.value.get(body)),
+                ) else {
                     return Err("exemplar label is not valid UTF-8".into());
                 };
-                if self.config.label_name_validation == NameValidation::Legacy && !validate::is_legacy_label_name(name) {
+                if self.config.label_name_validation == NameValidation::Legacy
+                    && !validate::is_legacy_label_name(name)
+                {
                     return Err(format!("invalid exemplar label name {name:?}"));
                 }
                 labels.push(Label::new(name, value));
             }
-            out.push(Exemplar { labels: Labels::from_unsorted(labels), value: exemplar.value, timestamp_ms: exemplar.timestamp_ms });
+            out.push(Exemplar {
+                labels: Labels::from_unsorted(labels),
+                value: exemplar.value,
+                timestamp_ms: exemplar.timestamp_ms,
+            });
         }
         Ok(())
     }

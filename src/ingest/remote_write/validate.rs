@@ -104,7 +104,9 @@ pub fn validate_series(
                 return Err(format!("duplicate label name {name:?}"));
             }
             if *name < prev {
-                return Err(format!("labels are not sorted by name: {name:?} comes after {prev:?}"));
+                return Err(format!(
+                    "labels are not sorted by name: {name:?} comes after {prev:?}"
+                ));
             }
         }
         previous = Some(name);
@@ -115,7 +117,9 @@ pub fn validate_series(
     match metric_name {
         None | Some("") => return Err("missing metric name (label __name__)".into()),
         Some(name) if scheme == NameValidation::Legacy && !is_legacy_metric_name(name) => {
-            return Err(format!("invalid metric name {name:?}: must match [a-zA-Z_:][a-zA-Z0-9_:]*"));
+            return Err(format!(
+                "invalid metric name {name:?}: must match [a-zA-Z_:][a-zA-Z0-9_:]*"
+            ));
         }
         Some(_) => {}
     }
@@ -177,11 +181,21 @@ mod tests {
 
     #[test]
     fn limits_apply() {
-        let limits = SeriesLimits { max_label_names_per_series: 2, max_label_name_length: 8, max_label_value_length: 4 };
+        let limits = SeriesLimits {
+            max_label_names_per_series: 2,
+            max_label_name_length: 8,
+            max_label_value_length: 4,
+        };
         let run = |l: &[(&str, &str)]| validate_series(l, &limits, NameValidation::Legacy);
-        assert!(run(&[("__name__", "up"), ("a", "1"), ("b", "2")]).unwrap_err().contains("more than the limit of 2"));
-        assert!(run(&[("__name__", "up"), ("job", "12345")]).unwrap_err().contains("over the limit of 4"));
-        assert!(run(&[("__name__", "up"), ("longername", "1")]).unwrap_err().contains("over the limit of 8"));
+        assert!(run(&[("__name__", "up"), ("a", "1"), ("b", "2")])
+            .unwrap_err()
+            .contains("more than the limit of 2"));
+        assert!(run(&[("__name__", "up"), ("job", "12345")])
+            .unwrap_err()
+            .contains("over the limit of 4"));
+        assert!(run(&[("__name__", "up"), ("longername", "1")])
+            .unwrap_err()
+            .contains("over the limit of 8"));
     }
 
     #[test]

@@ -65,7 +65,9 @@ impl Sender {
             HeaderValue::from_static(concat!("strata/", env!("CARGO_PKG_VERSION"))),
         );
         for (key, value) in &config.headers {
-            if let (Ok(key), Ok(value)) = (HeaderName::from_bytes(key.as_bytes()), HeaderValue::from_str(value)) {
+            if let (Ok(key), Ok(value)) =
+                (HeaderName::from_bytes(key.as_bytes()), HeaderValue::from_str(value))
+            {
                 headers.insert(key, value);
             }
         }
@@ -85,7 +87,9 @@ impl Sender {
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
         connector.set_connect_timeout(Some(config.remote_timeout.get()));
-        let client = Client::builder(TokioExecutor::new()).pool_idle_timeout(Duration::from_secs(90)).build(connector);
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(90))
+            .build(connector);
         Self {
             name,
             url: config.url.parse().expect("validated url"),
@@ -116,7 +120,8 @@ impl Sender {
             Auth::None => return Ok(None),
             Auth::Bearer(token) => format!("Bearer {token}"),
             Auth::BearerFile(path) => {
-                let token = std::fs::read_to_string(path).map_err(|e| format!("cannot read bearer_token_file {path:?}: {e}"))?;
+                let token = std::fs::read_to_string(path)
+                    .map_err(|e| format!("cannot read bearer_token_file {path:?}: {e}"))?;
                 format!("Bearer {}", token.trim())
             }
             Auth::Basic { username, password, password_file } => {
@@ -128,11 +133,13 @@ impl Sender {
                         .to_owned(),
                     (None, None) => String::new(),
                 };
-                let encoded = base64::engine::general_purpose::STANDARD.encode(format!("{username}:{password}"));
+                let encoded = base64::engine::general_purpose::STANDARD
+                    .encode(format!("{username}:{password}"));
                 format!("Basic {encoded}")
             }
         };
-        let mut header = HeaderValue::from_str(&value).map_err(|_| "credentials contain characters not allowed in a header".to_owned())?;
+        let mut header = HeaderValue::from_str(&value)
+            .map_err(|_| "credentials contain characters not allowed in a header".to_owned())?;
         header.set_sensitive(true);
         Ok(Some(header))
     }
@@ -163,7 +170,10 @@ impl Sender {
             }
             Ok(Err(err)) => {
                 self.metrics.requests_retry.inc();
-                return Err(SendError::Retryable { reason: format!("request failed: {err}"), retry_after: None });
+                return Err(SendError::Retryable {
+                    reason: format!("request failed: {err}"),
+                    retry_after: None,
+                });
             }
             Ok(Ok(response)) => response,
         };
@@ -185,7 +195,8 @@ impl Sender {
             Ok(collected) => String::from_utf8_lossy(&collected.to_bytes()).trim().to_owned(),
             Err(_) => "<error body too large or unreadable>".to_owned(),
         };
-        let retryable = status.is_server_error() || (status == StatusCode::TOO_MANY_REQUESTS && self.retry_on_429);
+        let retryable = status.is_server_error()
+            || (status == StatusCode::TOO_MANY_REQUESTS && self.retry_on_429);
         if retryable {
             self.metrics.requests_retry.inc();
             Err(SendError::Retryable { reason: format!("HTTP {status}: {body}"), retry_after })

@@ -67,7 +67,11 @@ pub fn family_name(name: &str) -> &str {
 }
 
 /// Encodes a 1.0 `prometheus.WriteRequest` (before snappy) into `out`.
-pub fn encode_v1<'a>(batches: impl Iterator<Item = &'a MetricBatch> + Clone, options: EncodeOptions, out: &mut Vec<u8>) {
+pub fn encode_v1<'a>(
+    batches: impl Iterator<Item = &'a MetricBatch> + Clone,
+    options: EncodeOptions,
+    out: &mut Vec<u8>,
+) {
     out.clear();
     let mut series_metadata: HashMap<&str, &MetricMetadata> = HashMap::new();
     let mut converted: Vec<MetricMetadata> = Vec::new();
@@ -76,7 +80,9 @@ pub fn encode_v1<'a>(batches: impl Iterator<Item = &'a MetricBatch> + Clone, opt
             put_v1_series(out, &view, options);
             if let (Some(meta), Some(name)) = (view.metadata, view.series.labels.metric_name()) {
                 let family = family_name(name);
-                if !series_metadata.contains_key(family) && !converted.iter().any(|m| m.family == family) {
+                if !series_metadata.contains_key(family)
+                    && !converted.iter().any(|m| m.family == family)
+                {
                     converted.push(MetricMetadata {
                         family: family.to_owned(),
                         metric_type: meta.metric_type,
@@ -194,7 +200,11 @@ fn label_refs<'a>(symbols: &mut Symbols<'a>, labels: &'a Labels, refs: &mut Vec<
 }
 
 /// Encodes a 2.0 `io.prometheus.write.v2.Request` (before snappy) into `out`.
-pub fn encode_v2<'a>(batches: impl Iterator<Item = &'a MetricBatch> + Clone, options: EncodeOptions, out: &mut Vec<u8>) {
+pub fn encode_v2<'a>(
+    batches: impl Iterator<Item = &'a MetricBatch> + Clone,
+    options: EncodeOptions,
+    out: &mut Vec<u8>,
+) {
     out.clear();
     let mut family_metadata: HashMap<&str, &MetricMetadata> = HashMap::new();
     for batch in batches.clone() {
@@ -243,7 +253,9 @@ pub fn encode_v2<'a>(batches: impl Iterator<Item = &'a MetricBatch> + Clone, opt
                     .series
                     .labels
                     .metric_name()
-                    .and_then(|name| family_metadata.get(family_name(name)).or_else(|| family_metadata.get(name)))
+                    .and_then(|name| {
+                        family_metadata.get(family_name(name)).or_else(|| family_metadata.get(name))
+                    })
                     .map(|m| (m.metric_type, m.help.as_str(), m.unit.as_str())),
             };
             if let Some((metric_type, help, unit)) = metadata {
@@ -286,16 +298,23 @@ mod tests {
     use crate::model::metrics::{BucketSpan, HistogramCount};
     use crate::model::{Exemplar, Histogram, Series, SeriesMetadata, STALE_NAN_BITS};
 
-    const OPTIONS: EncodeOptions = EncodeOptions { send_exemplars: true, send_native_histograms: true };
+    const OPTIONS: EncodeOptions =
+        EncodeOptions { send_exemplars: true, send_native_histograms: true };
 
     fn batch() -> MetricBatch {
         let mut batch = MetricBatch::default();
         let up = Arc::new(Series::new(Labels::from_pairs([("__name__", "up"), ("job", "node")])));
-        let requests = Arc::new(Series::new(Labels::from_pairs([("__name__", "http_requests_total"), ("code", "200")])));
+        let requests = Arc::new(Series::new(Labels::from_pairs([
+            ("__name__", "http_requests_total"),
+            ("code", "200"),
+        ])));
         let hist = Arc::new(Series::new(Labels::from_pairs([("__name__", "latency_seconds")])));
         batch.push(
             up,
-            &[Sample { timestamp_ms: 1000, value: 1.0 }, Sample { timestamp_ms: 2000, value: f64::from_bits(STALE_NAN_BITS) }],
+            &[
+                Sample { timestamp_ms: 1000, value: 1.0 },
+                Sample { timestamp_ms: 2000, value: f64::from_bits(STALE_NAN_BITS) },
+            ],
             &[],
             &[],
             None,
@@ -305,8 +324,16 @@ mod tests {
             requests,
             &[Sample { timestamp_ms: 1000, value: 0.0 }],
             &[],
-            &[Exemplar { labels: Labels::from_pairs([("trace_id", "abc")]), value: 0.25, timestamp_ms: 999 }],
-            Some(Arc::new(SeriesMetadata { metric_type: MetricType::Counter, help: "requests".into(), unit: String::new() })),
+            &[Exemplar {
+                labels: Labels::from_pairs([("trace_id", "abc")]),
+                value: 0.25,
+                timestamp_ms: 999,
+            }],
+            Some(Arc::new(SeriesMetadata {
+                metric_type: MetricType::Counter,
+                help: "requests".into(),
+                unit: String::new(),
+            })),
             500,
         );
         batch.push(
@@ -325,7 +352,12 @@ mod tests {
             None,
             0,
         );
-        batch.metadata.push(MetricMetadata { family: "up".into(), metric_type: MetricType::Gauge, help: "is up".into(), unit: String::new() });
+        batch.metadata.push(MetricMetadata {
+            family: "up".into(),
+            metric_type: MetricType::Gauge,
+            help: "is up".into(),
+            unit: String::new(),
+        });
         batch
     }
 
@@ -346,7 +378,10 @@ mod tests {
         decoded.labels[range.start as usize..range.end as usize]
             .iter()
             .map(|l| {
-                (String::from_utf8(l.name.get(body).to_vec()).unwrap(), String::from_utf8(l.value.get(body).to_vec()).unwrap())
+                (
+                    String::from_utf8(l.name.get(body).to_vec()).unwrap(),
+                    String::from_utf8(l.value.get(body).to_vec()).unwrap(),
+                )
             })
             .collect()
     }
@@ -356,10 +391,21 @@ mod tests {
         for version in [Version::V1, Version::V2] {
             let (body, decoded) = round_trip(version);
             assert_eq!(decoded.series.len(), 3, "{version:?}");
-            assert_eq!(labels_of(&body, &decoded, 0), [("__name__".into(), "up".into()), ("job".into(), "node".into())]);
+            assert_eq!(
+                labels_of(&body, &decoded, 0),
+                [("__name__".into(), "up".into()), ("job".into(), "node".into())]
+            );
             assert_eq!(decoded.samples.len(), 3);
-            assert_eq!(decoded.samples[1].value.to_bits(), STALE_NAN_BITS, "{version:?}: stale marker bits");
-            assert_eq!(decoded.samples[2], Sample { timestamp_ms: 1000, value: 0.0 }, "zero values survive");
+            assert_eq!(
+                decoded.samples[1].value.to_bits(),
+                STALE_NAN_BITS,
+                "{version:?}: stale marker bits"
+            );
+            assert_eq!(
+                decoded.samples[2],
+                Sample { timestamp_ms: 1000, value: 0.0 },
+                "zero values survive"
+            );
             assert_eq!(decoded.exemplars.len(), 1);
             assert_eq!(decoded.exemplars[0].value, 0.25);
             assert_eq!(decoded.histograms, batch().iter().nth(2).unwrap().histograms);
@@ -414,8 +460,21 @@ mod tests {
             timeseries: Vec<TimeSeries>,
         }
         let mut batch = MetricBatch::default();
-        let series = Arc::new(Series::new(Labels::from_pairs([("__name__", "x"), ("a", "b".repeat(200).as_str())])));
-        batch.push(series, &[Sample { timestamp_ms: -5, value: 2.5 }, Sample { timestamp_ms: 1_700_000_000_000, value: 0.0 }], &[], &[], None, 0);
+        let series = Arc::new(Series::new(Labels::from_pairs([
+            ("__name__", "x"),
+            ("a", "b".repeat(200).as_str()),
+        ])));
+        batch.push(
+            series,
+            &[
+                Sample { timestamp_ms: -5, value: 2.5 },
+                Sample { timestamp_ms: 1_700_000_000_000, value: 0.0 },
+            ],
+            &[],
+            &[],
+            None,
+            0,
+        );
         let mut ours = Vec::new();
         encode_v1(std::iter::once(&batch), OPTIONS, &mut ours);
         let expected = WriteRequest {
@@ -424,7 +483,10 @@ mod tests {
                     Label { name: "__name__".into(), value: "x".into() },
                     Label { name: "a".into(), value: "b".repeat(200) },
                 ],
-                samples: vec![PSample { value: 2.5, timestamp: -5 }, PSample { value: 0.0, timestamp: 1_700_000_000_000 }],
+                samples: vec![
+                    PSample { value: 2.5, timestamp: -5 },
+                    PSample { value: 0.0, timestamp: 1_700_000_000_000 },
+                ],
             }],
         };
         assert_eq!(ours, expected.encode_to_vec());

@@ -60,7 +60,10 @@ pub struct Target {
 
 impl std::fmt::Debug for Target {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Target").field("name", &self.name).field("shards", &self.shards.len()).finish()
+        f.debug_struct("Target")
+            .field("name", &self.name)
+            .field("shards", &self.shards.len())
+            .finish()
     }
 }
 
@@ -88,8 +91,9 @@ impl Target {
     ) -> Result<(Self, Workers), RelabelError> {
         let relabeler = Relabeler::with_validation(&config.write_relabel_configs, validation)?;
         let metrics = catalog.forward_target(&name);
-        let cache = (!relabeler.is_empty())
-            .then(|| SeriesCache::new(cache_size, catalog.relabel_cache(&format!("forward:{name}"))));
+        let cache = (!relabeler.is_empty()).then(|| {
+            SeriesCache::new(cache_size, catalog.relabel_cache(&format!("forward:{name}")))
+        });
         let queue = &config.queue_config;
         metrics.queue_capacity.set((queue.capacity * queue.shards) as i64);
         let sender = Arc::new(Sender::new(config, name.clone(), metrics.clone()));
@@ -266,11 +270,17 @@ impl ShardWorker {
         drop(permit);
     }
 
-    async fn flush(&self, pending: &mut Vec<Chunk>, pending_items: &mut usize, scratch: &mut SendScratch) {
+    async fn flush(
+        &self,
+        pending: &mut Vec<Chunk>,
+        pending_items: &mut usize,
+        scratch: &mut SendScratch,
+    ) {
         if pending.is_empty() {
             return;
         }
-        let batches: Vec<MetricBatch> = pending.iter_mut().map(|c| std::mem::take(&mut c.batch)).collect();
+        let batches: Vec<MetricBatch> =
+            pending.iter_mut().map(|c| std::mem::take(&mut c.batch)).collect();
         self.send(&batches, *pending_items, scratch).await;
         // Dropping the chunks releases their permits: the capacity is free again.
         pending.clear();
