@@ -71,12 +71,13 @@ impl Rule {
                 // Every label seen at the start of the rule, with the value it had then, in the
                 // builder's order (see `Work`); later writes win.
                 let mut copies: Vec<(String, Cow<'_, str>)> = Vec::new();
-                for label in work.visible_base() {
+                // `captures` allocates even without a match, so test with `is_match` first.
+                for label in work.visible_base().filter(|label| regex.is_match(&label.name)) {
                     if let Some(captures) = regex.captures(&label.name) {
                         copies.push((replacement.expand(&captures), Cow::Borrowed(&label.value)));
                     }
                 }
-                for label in &work.added {
+                for label in work.added.iter().filter(|label| regex.is_match(&label.name)) {
                     if let Some(captures) = regex.captures(&label.name) {
                         let value = Cow::Owned(label.value.clone());
                         copies.push((replacement.expand(&captures), value));
@@ -96,6 +97,10 @@ impl Rule {
                     Op::KeepEqual { target } => return work.get(target) == value,
                     Op::DropEqual { target } => return work.get(target) != value,
                     Op::Replace { regex, target, replacement, validation } => {
+                        // Most replace rules match few series; `captures` would allocate.
+                        if !regex.is_match(value) {
+                            return true;
+                        }
                         let Some(captures) = regex.captures(value) else {
                             return true;
                         };

@@ -79,6 +79,7 @@ impl ForwardDropReason {
 /// All of Strata's own metrics, registered in one registry served at `/metrics`.
 pub struct Catalog {
     registry: Registry,
+    declared: std::collections::BTreeSet<String>,
     ingest_requests: CounterFamily,
     ingest_request_duration: HistogramFamily,
     ingest_bytes: CounterFamily,
@@ -111,12 +112,34 @@ impl std::fmt::Debug for Catalog {
     }
 }
 
+/// Registers a family and records its exposed sample names (counters get `_total`, histograms
+/// `_bucket`/`_sum`/`_count`) in `declared`, the list dashboards and alerts are checked against.
 macro_rules! register {
-    ($registry:expr, $name:literal, $help:literal, $family:expr) => {{
+    ($registry:expr, $declared:expr, $name:literal, $help:literal, $family:expr) => {{
         let family = $family;
         $registry.register($name, $help, family.clone());
+        let kind = family_kind(&family);
+        for suffix in kind {
+            $declared.push(format!("{}{}", $name, suffix));
+        }
         family
     }};
+}
+
+trait FamilyKind {
+    const SUFFIXES: &'static [&'static str];
+}
+impl FamilyKind for CounterFamily {
+    const SUFFIXES: &'static [&'static str] = &["_total"];
+}
+impl FamilyKind for GaugeFamily {
+    const SUFFIXES: &'static [&'static str] = &[""];
+}
+impl FamilyKind for HistogramFamily {
+    const SUFFIXES: &'static [&'static str] = &["_bucket", "_sum", "_count"];
+}
+fn family_kind<F: FamilyKind>(_: &F) -> &'static [&'static str] {
+    F::SUFFIXES
 }
 
 impl Default for Catalog {
@@ -128,155 +151,182 @@ impl Default for Catalog {
 impl Catalog {
     pub fn new() -> Self {
         let mut r = Registry::default();
+        let mut declared: Vec<String> = Vec::new();
         let hist =
             || HistogramFamily::new_with_constructor(duration_histogram as fn() -> Histogram);
-        let catalog = Catalog {
-            ingest_requests: register!(
-                r,
-                "strata_ingest_requests",
-                "Ingest requests by protocol and HTTP status code.",
-                CounterFamily::default()
-            ),
-            ingest_request_duration: register!(
-                r,
-                "strata_ingest_request_duration_seconds",
-                "Time to handle an ingest request, from headers to response.",
-                hist()
-            ),
-            ingest_bytes: register!(
-                r,
-                "strata_ingest_received_bytes",
-                "Request body bytes received, as sent (compressed).",
-                CounterFamily::default()
-            ),
-            ingest_samples_received: register!(
-                r,
+        let catalog =
+            Catalog {
+                ingest_requests: register!(
+                    r,
+                    declared,
+                    "strata_ingest_requests",
+                    "Ingest requests by protocol and HTTP status code.",
+                    CounterFamily::default()
+                ),
+                ingest_request_duration: register!(
+                    r,
+                    declared,
+                    "strata_ingest_request_duration_seconds",
+                    "Time to handle an ingest request, from headers to response.",
+                    hist()
+                ),
+                ingest_bytes: register!(
+                    r,
+                    declared,
+                    "strata_ingest_received_bytes",
+                    "Request body bytes received, as sent (compressed).",
+                    CounterFamily::default()
+                ),
+                ingest_samples_received: register!(r, declared,
                 "strata_ingest_samples_received",
                 "Float samples received in decodable requests, before validation and relabeling.",
                 CounterFamily::default()
             ),
-            ingest_histograms_received: register!(
-                r,
-                "strata_ingest_histograms_received",
-                "Native histogram samples received.",
-                CounterFamily::default()
-            ),
-            ingest_exemplars_received: register!(
-                r,
-                "strata_ingest_exemplars_received",
-                "Exemplars received.",
-                CounterFamily::default()
-            ),
-            ingest_metadata_received: register!(
-                r,
-                "strata_ingest_metadata_received",
-                "Metric metadata entries received.",
-                CounterFamily::default()
-            ),
-            ingest_samples_dropped: register!(
-                r,
-                "strata_ingest_samples_dropped",
-                "Samples and histogram samples dropped at ingest, by reason.",
-                CounterFamily::default()
-            ),
-            relabel_cache_hits: register!(
-                r,
-                "strata_relabel_cache_hits",
-                "Series whose validation and relabel result came from the cache.",
-                CounterFamily::default()
-            ),
-            relabel_cache_misses: register!(
-                r,
-                "strata_relabel_cache_misses",
-                "Series validated and relabeled from scratch.",
-                CounterFamily::default()
-            ),
-            relabel_cache_entries: register!(
-                r,
-                "strata_relabel_cache_entries",
-                "Entries in a relabel result cache.",
-                GaugeFamily::default()
-            ),
-            forward_samples_sent: register!(
-                r,
-                "strata_forward_samples_sent",
-                "Float samples a forward target acknowledged with 2xx.",
-                CounterFamily::default()
-            ),
-            forward_histograms_sent: register!(
-                r,
-                "strata_forward_histograms_sent",
-                "Native histogram samples a forward target acknowledged with 2xx.",
-                CounterFamily::default()
-            ),
-            forward_exemplars_sent: register!(
-                r,
-                "strata_forward_exemplars_sent",
-                "Exemplars a forward target acknowledged with 2xx.",
-                CounterFamily::default()
-            ),
-            forward_samples_dropped: register!(
-                r,
-                "strata_forward_samples_dropped",
-                "Samples and histogram samples a forward target dropped, by reason.",
-                CounterFamily::default()
-            ),
-            forward_requests: register!(
-                r,
-                "strata_forward_requests",
-                "Requests sent to a forward target, by outcome (success, retry, rejected).",
-                CounterFamily::default()
-            ),
-            forward_retries: register!(
-                r,
-                "strata_forward_retries",
-                "Retried sends to a forward target (5xx, 429, network errors).",
-                CounterFamily::default()
-            ),
-            forward_request_duration: register!(
-                r,
-                "strata_forward_request_duration_seconds",
-                "Duration of one send attempt to a forward target.",
-                hist()
-            ),
-            forward_queue_pushed: register!(
-                r,
-                "strata_forward_queue_pushed_samples",
-                "Items (samples, histograms, exemplars) pushed into a target's queue.",
-                CounterFamily::default()
-            ),
-            forward_queue_popped: register!(
-                r,
-                "strata_forward_queue_popped_samples",
-                "Items taken off a target's queue (sent or dropped).",
-                CounterFamily::default()
-            ),
-            forward_queue_length: register!(
-                r,
-                "strata_forward_queue_length_samples",
-                "Items currently queued for a target.",
-                GaugeFamily::default()
-            ),
-            forward_queue_capacity: register!(
-                r,
-                "strata_forward_queue_capacity_samples",
-                "Items a target's queue can hold over all shards.",
-                GaugeFamily::default()
-            ),
-            forward_queue_full: register!(
-                r,
-                "strata_forward_queue_full",
-                "Ingest requests refused with 503 because a target's queue was full.",
-                CounterFamily::default()
-            ),
-            build_info: register!(
-                r,
-                "strata_build_info",
-                "Always 1; labels carry the version.",
-                GaugeFamily::default()
-            ),
-            registry: r,
-        };
+                ingest_histograms_received: register!(
+                    r,
+                    declared,
+                    "strata_ingest_histograms_received",
+                    "Native histogram samples received.",
+                    CounterFamily::default()
+                ),
+                ingest_exemplars_received: register!(
+                    r,
+                    declared,
+                    "strata_ingest_exemplars_received",
+                    "Exemplars received.",
+                    CounterFamily::default()
+                ),
+                ingest_metadata_received: register!(
+                    r,
+                    declared,
+                    "strata_ingest_metadata_received",
+                    "Metric metadata entries received.",
+                    CounterFamily::default()
+                ),
+                ingest_samples_dropped: register!(
+                    r,
+                    declared,
+                    "strata_ingest_samples_dropped",
+                    "Samples and histogram samples dropped at ingest, by reason.",
+                    CounterFamily::default()
+                ),
+                relabel_cache_hits: register!(
+                    r,
+                    declared,
+                    "strata_relabel_cache_hits",
+                    "Series whose validation and relabel result came from the cache.",
+                    CounterFamily::default()
+                ),
+                relabel_cache_misses: register!(
+                    r,
+                    declared,
+                    "strata_relabel_cache_misses",
+                    "Series validated and relabeled from scratch.",
+                    CounterFamily::default()
+                ),
+                relabel_cache_entries: register!(
+                    r,
+                    declared,
+                    "strata_relabel_cache_entries",
+                    "Entries in a relabel result cache.",
+                    GaugeFamily::default()
+                ),
+                forward_samples_sent: register!(
+                    r,
+                    declared,
+                    "strata_forward_samples_sent",
+                    "Float samples a forward target acknowledged with 2xx.",
+                    CounterFamily::default()
+                ),
+                forward_histograms_sent: register!(
+                    r,
+                    declared,
+                    "strata_forward_histograms_sent",
+                    "Native histogram samples a forward target acknowledged with 2xx.",
+                    CounterFamily::default()
+                ),
+                forward_exemplars_sent: register!(
+                    r,
+                    declared,
+                    "strata_forward_exemplars_sent",
+                    "Exemplars a forward target acknowledged with 2xx.",
+                    CounterFamily::default()
+                ),
+                forward_samples_dropped: register!(
+                    r,
+                    declared,
+                    "strata_forward_samples_dropped",
+                    "Samples and histogram samples a forward target dropped, by reason.",
+                    CounterFamily::default()
+                ),
+                forward_requests: register!(
+                    r,
+                    declared,
+                    "strata_forward_requests",
+                    "Requests sent to a forward target, by outcome (success, retry, rejected).",
+                    CounterFamily::default()
+                ),
+                forward_retries: register!(
+                    r,
+                    declared,
+                    "strata_forward_retries",
+                    "Retried sends to a forward target (5xx, 429, network errors).",
+                    CounterFamily::default()
+                ),
+                forward_request_duration: register!(
+                    r,
+                    declared,
+                    "strata_forward_request_duration_seconds",
+                    "Duration of one send attempt to a forward target.",
+                    hist()
+                ),
+                forward_queue_pushed: register!(
+                    r,
+                    declared,
+                    "strata_forward_queue_pushed_samples",
+                    "Items (samples, histograms, exemplars) pushed into a target's queue.",
+                    CounterFamily::default()
+                ),
+                forward_queue_popped: register!(
+                    r,
+                    declared,
+                    "strata_forward_queue_popped_samples",
+                    "Items taken off a target's queue (sent or dropped).",
+                    CounterFamily::default()
+                ),
+                forward_queue_length: register!(
+                    r,
+                    declared,
+                    "strata_forward_queue_length_samples",
+                    "Items currently queued for a target.",
+                    GaugeFamily::default()
+                ),
+                forward_queue_capacity: register!(
+                    r,
+                    declared,
+                    "strata_forward_queue_capacity_samples",
+                    "Items a target's queue can hold over all shards.",
+                    GaugeFamily::default()
+                ),
+                forward_queue_full: register!(
+                    r,
+                    declared,
+                    "strata_forward_queue_full",
+                    "Ingest requests refused with 503 because a target's queue was full.",
+                    CounterFamily::default()
+                ),
+                build_info: register!(
+                    r,
+                    declared,
+                    "strata_build_info",
+                    "Always 1; labels carry the version.",
+                    GaugeFamily::default()
+                ),
+                registry: r,
+                declared: std::collections::BTreeSet::new(),
+            };
+        let mut catalog = catalog;
+        catalog.declared = declared.into_iter().collect();
         catalog
             .build_info
             .get_or_create(&vec![("version", env!("CARGO_PKG_VERSION").to_owned())])
@@ -415,30 +465,33 @@ impl ForwardMetrics {
 /// Shared handle to the catalog.
 pub type SharedCatalog = Arc<Catalog>;
 
-/// Names of every sample series the catalog exposes (`_total`, `_bucket`, ... included), read
-/// from the exposition itself so the list cannot drift from what `/metrics` serves.
+/// Names of every sample series the catalog declares (`_total`, `_bucket`, ... included):
+/// what dashboards and alert rules may refer to.
 pub fn exposed_metric_names(catalog: &Catalog) -> std::collections::BTreeSet<String> {
-    let mut names = std::collections::BTreeSet::new();
-    for line in catalog.encode_text().lines() {
-        if let Some(rest) = line.strip_prefix("# TYPE ") {
-            let mut parts = rest.split_whitespace();
-            let (Some(name), Some(kind)) = (parts.next(), parts.next()) else { continue };
-            let suffixes: &[&str] = match kind {
-                "counter" => &["_total"],
-                "histogram" => &["_bucket", "_sum", "_count"],
-                _ => &[""],
-            };
-            for suffix in suffixes {
-                names.insert(format!("{name}{suffix}"));
-            }
-        }
-    }
-    names
+    catalog.declared.clone()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn declared_names_match_the_exposition() {
+        let catalog = Catalog::new();
+        let ingest = catalog.ingest("remote_write_v1");
+        ingest.request_done(204);
+        catalog.forward_target("t");
+        catalog.relabel_cache("ingest");
+        let text = catalog.encode_text();
+        for name in exposed_metric_names(&catalog) {
+            assert!(
+                text.lines()
+                    .any(|l| l.starts_with(&format!("{name}{{"))
+                        || l.starts_with(&format!("{name} "))),
+                "{name} declared but not exposed"
+            );
+        }
+    }
 
     #[test]
     fn every_name_follows_the_convention() {
