@@ -53,10 +53,10 @@ metric_relabel_configs:
                 |out: &mut Vec<u8>| {
                     match version {
                         Version::V1 => {
-                            encode_v1(std::iter::once(&batch), support::OPTIONS, &mut raw)
+                            encode_v1(std::slice::from_ref(&batch), support::OPTIONS, &mut raw)
                         }
                         Version::V2 => {
-                            encode_v2(std::iter::once(&batch), support::OPTIONS, &mut raw)
+                            encode_v2(std::slice::from_ref(&batch), support::OPTIONS, &mut raw)
                         }
                     }
                     *out = encoder.compress_vec(&raw).unwrap();

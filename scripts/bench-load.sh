@@ -24,10 +24,10 @@ PROMETHEUS=${PROMETHEUS:-/usr/bin/prometheus}
 OUT=${OUT:-/tmp/strata-bench}
 mkdir -p "$OUT"
 
-cargo build --release --quiet
+CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-target} cargo build --release --quiet
 cargo build --release --quiet --manifest-path "$LOADGEN_DIR/Cargo.toml" --target-dir /tmp/loadgen-target
 LOADGEN=/tmp/loadgen-target/release/loadgen
-STRATA=target/release/strata
+STRATA=${CARGO_TARGET_DIR:-target}/release/strata
 
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }

@@ -51,7 +51,7 @@ pub fn build(config: &Config, catalog: &Catalog) -> Result<Pipeline, ConfigError
             ingest_config.label_name_validation,
             ingest_config.relabel_cache_size as usize,
             catalog,
-            abort_rx.clone(),
+            &abort_rx,
         )
         .map_err(|e| {
             fail(format!("forward.remote_write[{index}].write_relabel_configs"), e.to_string())

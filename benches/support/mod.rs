@@ -13,7 +13,10 @@ use strata::sinks::remote_write::encode::{encode_v1, encode_v2, EncodeOptions};
 pub const OPTIONS: EncodeOptions =
     EncodeOptions { send_exemplars: true, send_native_histograms: true };
 
-const FAMILIES: [(&str, &[(&str, &[&str])]); 5] = [
+/// A metric family: its name and its extra labels with their possible values.
+type Family = (&'static str, &'static [(&'static str, &'static [&'static str])]);
+
+const FAMILIES: [Family; 5] = [
     ("http_requests_total", &[("code", &["200", "404", "500"]), ("method", &["GET", "POST"])]),
     (
         "http_request_duration_seconds_bucket",
@@ -81,9 +84,9 @@ pub fn batch(series: &[Arc<Series>], timestamp_ms: i64) -> MetricBatch {
 pub fn body(batch: &MetricBatch, version: u8) -> Vec<u8> {
     let mut raw = Vec::new();
     if version == 2 {
-        encode_v2(std::iter::once(batch), OPTIONS, &mut raw);
+        encode_v2(std::slice::from_ref(batch), OPTIONS, &mut raw);
     } else {
-        encode_v1(std::iter::once(batch), OPTIONS, &mut raw);
+        encode_v1(std::slice::from_ref(batch), OPTIONS, &mut raw);
     }
     snap::raw::Encoder::new().compress_vec(&raw).unwrap()
 }

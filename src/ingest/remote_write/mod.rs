@@ -79,6 +79,9 @@ fn unsupported_type(value: &str) -> IngestError {
     }
 }
 
+/// (type, help, unit) of 2.0 series metadata, borrowed from the body.
+type MetadataKey<'a> = (i32, &'a [u8], &'a [u8]);
+
 /// The cached verdict for one input label set.
 #[derive(Clone, Debug)]
 enum Verdict {
@@ -203,7 +206,7 @@ impl RemoteWriteIngest {
         let mut key = Vec::with_capacity(512);
         let mut exemplars = Vec::new();
         // Per request, the same (type, help, unit) repeats for every series of a family.
-        let mut metadata_seen: HashMap<(i32, &[u8], &[u8]), Arc<SeriesMetadata>> = HashMap::new();
+        let mut metadata_seen: HashMap<MetadataKey<'_>, Arc<SeriesMetadata>> = HashMap::new();
         let mut dropped = [0u64; IngestDropReason::ALL.len()];
 
         for raw in &decoded.series {

@@ -28,8 +28,8 @@ fn raw_v1(series: &[&[(&str, &str)]]) -> Vec<u8> {
     snap::raw::Encoder::new().compress_vec(&body).unwrap()
 }
 
-fn ingest(config: RemoteWriteIngestConfig) -> RemoteWriteIngest {
-    RemoteWriteIngest::new(&config, &Catalog::new()).unwrap()
+fn ingest(config: &RemoteWriteIngestConfig) -> RemoteWriteIngest {
+    RemoteWriteIngest::new(config, &Catalog::new()).unwrap()
 }
 
 fn names(batch: &MetricBatch) -> Vec<String> {
@@ -76,12 +76,12 @@ fn v1_and_v2_bodies_become_the_same_batch() {
             0,
         );
     }
-    let receiver = ingest(RemoteWriteIngestConfig::default());
+    let receiver = ingest(&RemoteWriteIngestConfig::default());
     for version in [Version::V1, Version::V2] {
         let mut raw = Vec::new();
         match version {
-            Version::V1 => encode_v1(std::iter::once(&batch), OPTIONS, &mut raw),
-            Version::V2 => encode_v2(std::iter::once(&batch), OPTIONS, &mut raw),
+            Version::V1 => encode_v1(std::slice::from_ref(&batch), OPTIONS, &mut raw),
+            Version::V2 => encode_v2(std::slice::from_ref(&batch), OPTIONS, &mut raw),
         }
         let compressed = snap::raw::Encoder::new().compress_vec(&raw).unwrap();
         let received =
@@ -97,7 +97,7 @@ fn v1_and_v2_bodies_become_the_same_batch() {
 
 #[test]
 fn invalid_series_are_rejected_and_the_valid_rest_kept() {
-    let receiver = ingest(RemoteWriteIngestConfig::default());
+    let receiver = ingest(&RemoteWriteIngestConfig::default());
     let body = raw_v1(&[
         &[("__name__", "good_one"), ("job", "a")],
         &[("__name__", "bad"), ("bad-name", "x")],
@@ -121,7 +121,7 @@ fn invalid_series_are_rejected_and_the_valid_rest_kept() {
 
 #[test]
 fn invalid_utf8_is_rejected() {
-    let receiver = ingest(RemoteWriteIngestConfig::default());
+    let receiver = ingest(&RemoteWriteIngestConfig::default());
     use crate::model::wire::put_bytes;
     let mut ts = Vec::new();
     crate::model::metrics::encode_label(&mut ts, b"__name__", b"ok");
@@ -189,7 +189,7 @@ fn decoded_size_cap_applies() {
         max_decoded_size: crate::config::ByteSize(100),
         ..RemoteWriteIngestConfig::default()
     };
-    let receiver = ingest(config);
+    let receiver = ingest(&config);
     let labels: Vec<(String, String)> =
         (0..20).map(|i| (format!("l{i:02}"), "v".repeat(10))).collect();
     let mut pairs: Vec<(&str, &str)> = vec![("__name__", "m")];
@@ -201,7 +201,7 @@ fn decoded_size_cap_applies() {
 
 #[test]
 fn garbage_is_a_bad_request_naming_the_message() {
-    let receiver = ingest(RemoteWriteIngestConfig::default());
+    let receiver = ingest(&RemoteWriteIngestConfig::default());
     let compressed = snap::raw::Encoder::new().compress_vec(&[0x0a, 0x50, 0x01]).unwrap();
     let err = receiver.receive(&compressed, Version::V1, &mut DecodedWrite::default()).unwrap_err();
     assert_eq!(err.kind(), crate::error::ErrorKind::BadRequest);
@@ -218,7 +218,7 @@ proptest::proptest! {
     /// versions, snappy-wrapped or not.
     #[test]
     fn arbitrary_bodies_never_panic(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..512)) {
-        let receiver = ingest(RemoteWriteIngestConfig::default());
+        let receiver = ingest(&RemoteWriteIngestConfig::default());
         let compressed = snap::raw::Encoder::new().compress_vec(&bytes).unwrap();
         for version in [Version::V1, Version::V2] {
             let _ = receiver.receive(&bytes, version, &mut DecodedWrite::default());

@@ -181,7 +181,7 @@ impl Sender {
         if status.is_success() {
             self.metrics.requests_success.inc();
             // Drain the (normally empty) body so the connection goes back to the pool.
-            let _ = Limited::new(response.into_body(), MAX_ERROR_BODY).collect().await;
+            let _ = read_capped(response.into_body()).await;
             return Ok(());
         }
         let retry_after = response
@@ -191,9 +191,9 @@ impl Sender {
             .and_then(|v| v.trim().parse::<u64>().ok())
             .map(Duration::from_secs)
             .filter(|d| *d <= MAX_RETRY_AFTER);
-        let body = match Limited::new(response.into_body(), MAX_ERROR_BODY).collect().await {
-            Ok(collected) => String::from_utf8_lossy(&collected.to_bytes()).trim().to_owned(),
-            Err(_) => "<error body too large or unreadable>".to_owned(),
+        let body = match read_capped(response.into_body()).await {
+            Some(bytes) => String::from_utf8_lossy(&bytes).trim().to_owned(),
+            None => "<error body too large or unreadable>".to_owned(),
         };
         let retryable = status.is_server_error()
             || (status == StatusCode::TOO_MANY_REQUESTS && self.retry_on_429);
@@ -205,4 +205,11 @@ impl Sender {
             Err(SendError::Rejected { status, body })
         }
     }
+}
+
+/// Reads at most [`MAX_ERROR_BODY`] bytes of a response body (None if larger or unreadable).
+async fn read_capped(body: hyper::body::Incoming) -> Option<Bytes> {
+    #[allow(clippy::disallowed_methods)] // capped by `Limited`
+    let collected = Limited::new(body, MAX_ERROR_BODY).collect().await;
+    collected.ok().map(http_body_util::Collected::to_bytes)
 }

@@ -67,15 +67,11 @@ pub fn family_name(name: &str) -> &str {
 }
 
 /// Encodes a 1.0 `prometheus.WriteRequest` (before snappy) into `out`.
-pub fn encode_v1<'a>(
-    batches: impl Iterator<Item = &'a MetricBatch> + Clone,
-    options: EncodeOptions,
-    out: &mut Vec<u8>,
-) {
+pub fn encode_v1(batches: &[MetricBatch], options: EncodeOptions, out: &mut Vec<u8>) {
     out.clear();
     let mut series_metadata: HashMap<&str, &MetricMetadata> = HashMap::new();
     let mut converted: Vec<MetricMetadata> = Vec::new();
-    for batch in batches.clone() {
+    for batch in batches {
         for view in batch.iter() {
             put_v1_series(out, &view, options);
             if let (Some(meta), Some(name)) = (view.metadata, view.series.labels.metric_name()) {
@@ -200,14 +196,10 @@ fn label_refs<'a>(symbols: &mut Symbols<'a>, labels: &'a Labels, refs: &mut Vec<
 }
 
 /// Encodes a 2.0 `io.prometheus.write.v2.Request` (before snappy) into `out`.
-pub fn encode_v2<'a>(
-    batches: impl Iterator<Item = &'a MetricBatch> + Clone,
-    options: EncodeOptions,
-    out: &mut Vec<u8>,
-) {
+pub fn encode_v2(batches: &[MetricBatch], options: EncodeOptions, out: &mut Vec<u8>) {
     out.clear();
     let mut family_metadata: HashMap<&str, &MetricMetadata> = HashMap::new();
-    for batch in batches.clone() {
+    for batch in batches {
         for meta in &batch.metadata {
             family_metadata.insert(meta.family.as_str(), meta);
         }
@@ -365,8 +357,8 @@ mod tests {
         let batch = batch();
         let mut out = Vec::new();
         match version {
-            Version::V1 => encode_v1(std::iter::once(&batch), OPTIONS, &mut out),
-            Version::V2 => encode_v2(std::iter::once(&batch), OPTIONS, &mut out),
+            Version::V1 => encode_v1(std::slice::from_ref(&batch), OPTIONS, &mut out),
+            Version::V2 => encode_v2(std::slice::from_ref(&batch), OPTIONS, &mut out),
         }
         let mut decoded = DecodedWrite::default();
         decoded.decode(&out, version).unwrap();
@@ -476,7 +468,7 @@ mod tests {
             0,
         );
         let mut ours = Vec::new();
-        encode_v1(std::iter::once(&batch), OPTIONS, &mut ours);
+        encode_v1(std::slice::from_ref(&batch), OPTIONS, &mut ours);
         let expected = WriteRequest {
             timeseries: vec![TimeSeries {
                 labels: vec![

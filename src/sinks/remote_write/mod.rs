@@ -87,7 +87,7 @@ impl Target {
         validation: NameValidation,
         cache_size: usize,
         catalog: &Catalog,
-        abort: watch::Receiver<bool>,
+        abort: &watch::Receiver<bool>,
     ) -> Result<(Self, Workers), RelabelError> {
         let relabeler = Relabeler::with_validation(&config.write_relabel_configs, validation)?;
         let metrics = catalog.forward_target(&name);
@@ -294,8 +294,8 @@ impl ShardWorker {
         self.metrics.queue_popped.inc_by(items as u64);
         self.metrics.queue_length.dec_by(items as i64);
         match self.protocol_version {
-            2 => encode::encode_v2(batches.iter(), self.options, &mut scratch.raw),
-            _ => encode::encode_v1(batches.iter(), self.options, &mut scratch.raw),
+            2 => encode::encode_v2(batches, self.options, &mut scratch.raw),
+            _ => encode::encode_v1(batches, self.options, &mut scratch.raw),
         }
         let compressed = match scratch.snappy.compress_vec(&scratch.raw) {
             Ok(compressed) => bytes::Bytes::from(compressed),

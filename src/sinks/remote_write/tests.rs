@@ -15,12 +15,15 @@ use crate::config::{QueueConfig, RemoteWriteTarget};
 use crate::ingest::remote_write::decode::{DecodedWrite, Version};
 use crate::model::{Labels, Sample};
 
+/// One decoded series: its labels as text and its samples.
+type SeriesSamples = (String, Vec<Sample>);
+
 #[derive(Default)]
 struct Receiver {
     /// Statuses to answer, in order; 204 once exhausted.
     script: Mutex<VecDeque<(u16, Option<&'static str>)>>,
     /// (content-type, per-series label text + samples) of every request, including failed ones.
-    requests: Mutex<Vec<(String, Vec<(String, Vec<Sample>)>)>>,
+    requests: Mutex<Vec<(String, Vec<SeriesSamples>)>>,
 }
 
 #[allow(clippy::disallowed_methods)] // test receiver: inputs are our own
@@ -124,7 +127,7 @@ fn start(config: &RemoteWriteTarget) -> Running {
     let catalog = Catalog::new();
     let (abort, abort_rx) = watch::channel(false);
     let (target, workers) =
-        Target::start(config, "t".into(), NameValidation::Legacy, 1000, &catalog, abort_rx)
+        Target::start(config, "t".into(), NameValidation::Legacy, 1000, &catalog, &abort_rx)
             .unwrap();
     Running { target, workers, catalog, _abort: abort }
 }
@@ -247,7 +250,7 @@ async fn shutdown_deadline_drops_and_counts() {
         NameValidation::Legacy,
         10,
         &catalog,
-        abort_rx,
+        &abort_rx,
     )
     .unwrap();
     target.prepare(&batch(3, 1, 0)).unwrap().commit();
