@@ -7,7 +7,7 @@ mod support;
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use strata::config::RemoteWriteIngestConfig;
-use strata::ingest::remote_write::{DecodedWrite, RemoteWriteIngest, Version};
+use strata::ingest::remote_write::{DecodedWrite, RemoteWriteIngest, Scratch, Version};
 use strata::ingest::snappy_decompress_capped;
 use strata::sinks::remote_write::encode::{encode_v1, encode_v2};
 use strata::telemetry::Catalog;
@@ -22,6 +22,16 @@ fn benches(c: &mut Criterion) {
     for (version, label) in [(Version::V1, "v1"), (Version::V2, "v2")] {
         let body = support::body(&batch, if version == Version::V2 { 2 } else { 1 });
         let mut scratch = DecodedWrite::default();
+        group.bench_function(format!("snappy_only_{label}"), |b| {
+            b.iter(|| snappy_decompress_capped(&body, 64 << 20).unwrap().len())
+        });
+        let raw_body = snappy_decompress_capped(&body, 64 << 20).unwrap();
+        group.bench_function(format!("walk_only_{label}"), |b| {
+            b.iter(|| {
+                scratch.decode(&raw_body, version).unwrap();
+                scratch.sample_count()
+            })
+        });
         group.bench_function(format!("decode_{label}"), |b| {
             b.iter(|| {
                 let raw = snappy_decompress_capped(&body, 64 << 20).unwrap();
@@ -41,9 +51,12 @@ metric_relabel_configs:
         )
         .unwrap();
         let ingest = RemoteWriteIngest::new(&config, &Catalog::new()).unwrap();
-        ingest.receive(&body, version, &mut scratch).unwrap();
+        let mut receive_scratch = Scratch::default();
+        ingest.receive(&body, version, &mut receive_scratch).unwrap();
         group.bench_function(format!("receive_{label}"), |b| {
-            b.iter(|| ingest.receive(&body, version, &mut scratch).unwrap().batch.sample_count())
+            b.iter(|| {
+                ingest.receive(&body, version, &mut receive_scratch).unwrap().batch.sample_count()
+            })
         });
         let mut raw = Vec::new();
         let mut encoder = snap::raw::Encoder::new();

@@ -22,7 +22,7 @@ use axum::routing::{get, post};
 use axum::Router;
 
 use crate::error::ErrorKind;
-use crate::ingest::remote_write::{self, DecodedWrite, Received, RemoteWriteIngest, Version};
+use crate::ingest::remote_write::{self, Received, RemoteWriteIngest, Scratch, Version};
 use crate::ingest::{read_body_capped, IngestError};
 use crate::route::Router as Route;
 use crate::telemetry::Catalog;
@@ -30,6 +30,11 @@ use crate::telemetry::Catalog;
 /// Decoded bodies above this size are processed with `block_in_place`, so one huge request
 /// does not stall the other tasks of its runtime thread (STYLE.md rule 6).
 const BLOCKING_DECODE_THRESHOLD: usize = 1 << 20;
+
+thread_local! {
+    /// Decode buffers per runtime thread: a warm receiver allocates nothing to decode.
+    static SCRATCH: std::cell::RefCell<Scratch> = std::cell::RefCell::new(Scratch::default());
+}
 
 /// What the handlers share.
 #[derive(Clone)]
@@ -150,10 +155,8 @@ async fn handle_remote_write(
         .map_err(|e| (e, None))?;
     let ingest = state.remote_write.clone();
     let blocking = compressed.len() * 4 > BLOCKING_DECODE_THRESHOLD;
-    let work = move || {
-        let mut scratch = DecodedWrite::default();
-        ingest.receive(&compressed, version, &mut scratch)
-    };
+    let work =
+        move || SCRATCH.with_borrow_mut(|scratch| ingest.receive(&compressed, version, scratch));
     let received =
         if blocking { tokio::task::block_in_place(work) } else { work() }.map_err(|e| (e, None))?;
     if let Err(err) = state.route.submit(&received.batch).await {

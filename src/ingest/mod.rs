@@ -73,18 +73,31 @@ pub async fn read_body_capped(
 /// Decodes a snappy block (not the framed format), refusing before allocation when the header
 /// claims more than `limit` bytes.
 pub fn snappy_decompress_capped(compressed: &[u8], limit: usize) -> Result<Vec<u8>, IngestError> {
+    let mut out = Vec::new();
+    snappy_decompress_into(compressed, limit, &mut out)?;
+    Ok(out)
+}
+
+/// Like [`snappy_decompress_capped`], into a reused buffer: `out` is resized to the decoded
+/// length, so only growth is zero-filled and a warm buffer costs no allocation.
+pub fn snappy_decompress_into(
+    compressed: &[u8],
+    limit: usize,
+    out: &mut Vec<u8>,
+) -> Result<(), IngestError> {
     #[allow(clippy::disallowed_methods)] // the cap check is right here
     let claimed =
         snap::raw::decompress_len(compressed).map_err(|e| IngestError::Snappy(e.to_string()))?;
     if claimed > limit {
         return Err(IngestError::DecodedTooLarge { claimed, limit });
     }
-    let mut out = vec![0u8; claimed];
+    // `resize` keeps old bytes; the decoder overwrites all `claimed` of them.
+    out.resize(claimed, 0);
     let written = snap::raw::Decoder::new()
-        .decompress(compressed, &mut out)
+        .decompress(compressed, out)
         .map_err(|e| IngestError::Snappy(e.to_string()))?;
     out.truncate(written);
-    Ok(out)
+    Ok(())
 }
 
 #[cfg(test)]

@@ -36,17 +36,36 @@ impl<'a> Reader<'a> {
         self.pos >= self.buf.len()
     }
 
+    /// Position of the cursor within this reader's buffer.
+    pub fn position(&self) -> usize {
+        self.pos
+    }
+
     /// Offset of the cursor in the whole body.
     pub fn offset(&self) -> usize {
         self.base + self.pos
     }
 
+    #[cold]
     pub fn error(&self, what: &'static str) -> WireError {
         WireError { offset: self.offset(), what }
     }
 
-    #[inline]
+    /// A varint; the one-byte case (most keys, lengths and small values) is inlined.
+    #[inline(always)]
     pub fn varint(&mut self) -> Result<u64, WireError> {
+        if let Some(&byte) = self.buf.get(self.pos) {
+            if byte < 0x80 {
+                self.pos += 1;
+                return Ok(u64::from(byte));
+            }
+        }
+        self.varint_slow()
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn varint_slow(&mut self) -> Result<u64, WireError> {
         let mut value: u64 = 0;
         for shift in 0..10 {
             let Some(&byte) = self.buf.get(self.pos) else {
@@ -65,7 +84,7 @@ impl<'a> Reader<'a> {
     }
 
     /// Reads a field key: `(field number, wire type)`.
-    #[inline]
+    #[inline(always)]
     pub fn key(&mut self) -> Result<(u32, u8), WireError> {
         let key = self.varint()?;
         let field = key >> 3;
@@ -92,7 +111,7 @@ impl<'a> Reader<'a> {
     }
 
     /// A length-delimited field: returns its bytes and their offset in the whole body.
-    #[inline]
+    #[inline(always)]
     pub fn bytes(&mut self) -> Result<(&'a [u8], usize), WireError> {
         let len = self.varint()?;
         let start = self.pos;
@@ -125,7 +144,7 @@ impl<'a> Reader<'a> {
     }
 
     /// Requires `wire_type == expected` for a known field.
-    #[inline]
+    #[inline(always)]
     pub fn expect(&self, wire_type: u8, expected: u8) -> Result<(), WireError> {
         if wire_type == expected {
             Ok(())

@@ -11,6 +11,13 @@ use quick_cache::sync::Cache;
 
 use crate::telemetry::RelabelCacheMetrics;
 
+/// Hits and misses counted locally during one request.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct CacheTally {
+    pub hits: u64,
+    pub misses: u64,
+}
+
 /// Cached results keyed by label bytes.
 pub struct SeriesCache<V: Clone> {
     entries: Cache<Vec<u8>, V>,
@@ -31,15 +38,37 @@ impl<V: Clone> SeriesCache<V> {
     /// The cached value for `key`, or `compute()` stored under it.
     #[inline]
     pub fn get_or_compute(&self, key: &[u8], compute: impl FnOnce() -> V) -> V {
+        let mut tally = CacheTally::default();
+        let value = self.lookup(key, &mut tally, compute);
+        self.record(tally);
+        value
+    }
+
+    /// Like [`get_or_compute`](Self::get_or_compute), counting into `tally` instead of the
+    /// shared counters, so a request of thousands of series touches them once ([`record`]).
+    ///
+    /// [`record`]: Self::record
+    #[inline]
+    pub fn lookup(&self, key: &[u8], tally: &mut CacheTally, compute: impl FnOnce() -> V) -> V {
         if let Some(value) = self.entries.get(key) {
-            self.metrics.hits.inc();
+            tally.hits += 1;
             return value;
         }
-        self.metrics.misses.inc();
+        tally.misses += 1;
         let value = compute();
         self.entries.insert(key.to_vec(), value.clone());
-        self.metrics.entries.set(self.entries.len() as i64);
         value
+    }
+
+    /// Adds a tally to the cache's metrics.
+    pub fn record(&self, tally: CacheTally) {
+        if tally.hits > 0 {
+            self.metrics.hits.inc_by(tally.hits);
+        }
+        if tally.misses > 0 {
+            self.metrics.misses.inc_by(tally.misses);
+            self.metrics.entries.set(self.entries.len() as i64);
+        }
     }
 
     pub fn len(&self) -> usize {

@@ -59,7 +59,7 @@ mod action_tests;
 #[cfg(test)]
 mod proptests;
 
-pub use cache::SeriesCache;
+pub use cache::{CacheTally, SeriesCache};
 pub use config::{Action, RelabelConfig};
 pub use engine::Relabeler;
 pub use error::RelabelError;

@@ -71,6 +71,10 @@ pub struct RawSeriesMetadata {
 #[derive(Clone, Debug, PartialEq)]
 pub struct RawSeries {
     pub labels: Range<u32>,
+    /// 1.0 only: the bytes of the series' label fields when they are contiguous in the body
+    /// (they are for every encoder seen in practice). They identify the label set exactly, so
+    /// they serve as the relabel-cache key without being copied.
+    pub label_bytes: Option<Span>,
     pub samples: Range<u32>,
     pub histograms: Range<u32>,
     pub exemplars: Range<u32>,
@@ -155,13 +159,25 @@ impl DecodedWrite {
         let histogram_start = self.histograms.len();
         let exemplar_start = self.exemplars.len();
         let mut reader = Reader::new(bytes, base);
+        // The label fields' byte range, while they are contiguous.
+        let mut label_region: Option<(usize, usize)> = None;
+        let mut labels_contiguous = true;
         while !reader.is_empty() {
+            let field_start = reader.offset();
             let (field, wire_type) = reader.key()?;
             match field {
                 1 => {
                     reader.expect(wire_type, LEN)?;
                     let (label, offset) = reader.bytes()?;
                     self.labels.push(decode_label(label, offset)?);
+                    let field_end = offset + label.len();
+                    label_region = match label_region {
+                        None => Some((field_start, field_end)),
+                        Some((start, end)) => {
+                            labels_contiguous &= end == field_start;
+                            Some((start, field_end))
+                        }
+                    };
                 }
                 2 => {
                     reader.expect(wire_type, LEN)?;
@@ -181,8 +197,13 @@ impl DecodedWrite {
                 _ => reader.skip(wire_type)?,
             }
         }
+        let label_bytes = match label_region {
+            Some((start, end)) if labels_contiguous => Some(Span::new(start, end - start)),
+            _ => None,
+        };
         self.series.push(RawSeries {
             labels: range(label_start, self.labels.len()),
+            label_bytes,
             samples: range(sample_start, self.samples.len()),
             histograms: range(histogram_start, self.histograms.len()),
             exemplars: range(exemplar_start, self.exemplars.len()),
@@ -335,6 +356,7 @@ impl DecodedWrite {
         self.push_label_refs(&refs, base)?;
         self.series.push(RawSeries {
             labels: range(label_start, self.labels.len()),
+            label_bytes: None,
             samples: range(sample_start, self.samples.len()),
             histograms: range(histogram_start, self.histograms.len()),
             exemplars: range(exemplar_start, self.exemplars.len()),
@@ -436,6 +458,22 @@ fn read_uint_field(
 
 #[inline]
 fn decode_label(bytes: &[u8], base: usize) -> Result<RawLabel, DecodeError> {
+    // Fast path for the canonical encoding of short strings:
+    // [0x0a, n, name; 0x12, m, value] with n, m < 128.
+    if let [0x0a, name_len, rest @ ..] = bytes {
+        let name_len = usize::from(*name_len);
+        if name_len < 0x80 {
+            if let Some(&[0x12, value_len]) = rest.get(name_len..name_len + 2) {
+                let value_len = usize::from(value_len);
+                if value_len < 0x80 && rest.len() == name_len + 2 + value_len {
+                    return Ok(RawLabel {
+                        name: Span::new(base + 2, name_len),
+                        value: Span::new(base + 4 + name_len, value_len),
+                    });
+                }
+            }
+        }
+    }
     let mut name = Span::default();
     let mut value = Span::default();
     let mut reader = Reader::new(bytes, base);
@@ -560,6 +598,10 @@ mod tests {
         let mut decoded = DecodedWrite::default();
         decoded.decode(&body, Version::V1).unwrap();
         assert_eq!(decoded.series.len(), 1);
+        let mut expected_key = Vec::new();
+        crate::model::metrics::encode_label(&mut expected_key, b"__name__", b"up");
+        crate::model::metrics::encode_label(&mut expected_key, b"job", b"node");
+        assert_eq!(decoded.series[0].label_bytes.unwrap().get(&body), &expected_key[..]);
         let names: Vec<&[u8]> = decoded.labels.iter().map(|l| l.name.get(&body)).collect();
         assert_eq!(names, [&b"__name__"[..], b"job"]);
         assert_eq!(decoded.labels[1].value.get(&body), b"node");

@@ -23,7 +23,7 @@ use std::sync::Arc;
 
 use crate::config::{RemoteWriteIngestConfig, SeriesLimits};
 use crate::model::{Exemplar, Label, Labels, MetricBatch, MetricType, Series, SeriesMetadata};
-use crate::relabel::{NameValidation, Relabeler, SeriesCache};
+use crate::relabel::{CacheTally, NameValidation, Relabeler, SeriesCache};
 use crate::telemetry::{Catalog, IngestDropReason, IngestMetrics};
 pub use decode::{DecodedWrite, Version};
 
@@ -81,6 +81,15 @@ fn unsupported_type(value: &str) -> IngestError {
 
 /// (type, help, unit) of 2.0 series metadata, borrowed from the body.
 type MetadataKey<'a> = (i32, &'a [u8], &'a [u8]);
+
+/// Buffers reused from request to request (one per runtime thread in the server): the
+/// decompressed body, the decoded spans and the cache-key buffer.
+#[derive(Debug, Default)]
+pub struct Scratch {
+    body: Vec<u8>,
+    decoded: DecodedWrite,
+    key: Vec<u8>,
+}
 
 /// The cached verdict for one input label set.
 #[derive(Clone, Debug)]
@@ -175,23 +184,29 @@ impl RemoteWriteIngest {
         &self,
         compressed: &[u8],
         version: Version,
-        scratch: &mut DecodedWrite,
+        scratch: &mut Scratch,
     ) -> Result<Received, IngestError> {
         let metrics = self.metrics(version);
         metrics.bytes.inc_by(compressed.len() as u64);
-        let body =
-            super::snappy_decompress_capped(compressed, self.config.max_decoded_size.as_usize())?;
-        scratch.decode(&body, version).map_err(|e| IngestError::Decode {
+        let Scratch { body, decoded, key } = scratch;
+        super::snappy_decompress_into(compressed, self.config.max_decoded_size.as_usize(), body)?;
+        decoded.decode(body, version).map_err(|e| IngestError::Decode {
             what: match version {
                 Version::V1 => "prometheus.WriteRequest",
                 Version::V2 => "io.prometheus.write.v2.Request",
             },
             detail: e.to_string(),
         })?;
-        Ok(self.process(&body, scratch, metrics))
+        Ok(self.process(body, decoded, key, metrics))
     }
 
-    fn process(&self, body: &[u8], decoded: &DecodedWrite, metrics: &IngestMetrics) -> Received {
+    fn process(
+        &self,
+        body: &[u8],
+        decoded: &DecodedWrite,
+        key: &mut Vec<u8>,
+        metrics: &IngestMetrics,
+    ) -> Received {
         metrics.samples.inc_by(decoded.samples.len() as u64);
         metrics.histograms.inc_by(decoded.histograms.len() as u64);
         metrics.exemplars.inc_by(decoded.exemplars.len() as u64);
@@ -203,7 +218,7 @@ impl RemoteWriteIngest {
             ..Received::default()
         };
         received.batch.metadata.extend(decoded.metadata.iter().cloned());
-        let mut key = Vec::with_capacity(512);
+        let mut tally = CacheTally::default();
         let mut exemplars = Vec::new();
         // Per request, the same (type, help, unit) repeats for every series of a family.
         let mut metadata_seen: HashMap<MetadataKey<'_>, Arc<SeriesMetadata>> = HashMap::new();
@@ -211,15 +226,23 @@ impl RemoteWriteIngest {
 
         for raw in &decoded.series {
             let labels = &decoded.labels[raw.labels.start as usize..raw.labels.end as usize];
-            key.clear();
-            for label in labels {
-                crate::model::metrics::encode_label(
-                    &mut key,
-                    label.name.get(body),
-                    label.value.get(body),
-                );
-            }
-            let verdict = self.cache.get_or_compute(&key, || self.evaluate(body, labels));
+            // The label fields as they are in the body, or re-encoded when they are not
+            // contiguous there (2.0, or unusual 1.0 encoders): either identifies the set exactly.
+            let key_bytes: &[u8] = match raw.label_bytes {
+                Some(span) => span.get(body),
+                None => {
+                    key.clear();
+                    for label in labels {
+                        crate::model::metrics::encode_label(
+                            key,
+                            label.name.get(body),
+                            label.value.get(body),
+                        );
+                    }
+                    key
+                }
+            };
+            let verdict = self.cache.lookup(key_bytes, &mut tally, || self.evaluate(body, labels));
             let items = (raw.samples.len() + raw.histograms.len()) as u64;
             let series = match verdict {
                 Verdict::Keep(series) => series,
@@ -260,6 +283,7 @@ impl RemoteWriteIngest {
                 raw.created_timestamp_ms,
             );
         }
+        self.cache.record(tally);
         for reason in IngestDropReason::ALL {
             if dropped[reason as usize] > 0 {
                 metrics.dropped(reason).inc_by(dropped[reason as usize]);

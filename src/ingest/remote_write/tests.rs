@@ -84,8 +84,7 @@ fn v1_and_v2_bodies_become_the_same_batch() {
             Version::V2 => encode_v2(std::slice::from_ref(&batch), OPTIONS, &mut raw),
         }
         let compressed = snap::raw::Encoder::new().compress_vec(&raw).unwrap();
-        let received =
-            receiver.receive(&compressed, version, &mut DecodedWrite::default()).unwrap();
+        let received = receiver.receive(&compressed, version, &mut Scratch::default()).unwrap();
         assert_eq!(received.rejected_series, 0);
         assert_eq!(names(&received.batch), names(&batch), "{version:?}");
         let values: Vec<u64> =
@@ -105,7 +104,7 @@ fn invalid_series_are_rejected_and_the_valid_rest_kept() {
         &[("job", "no_name")],
         &[("__name__", "good_two")],
     ]);
-    let received = receiver.receive(&body, Version::V1, &mut DecodedWrite::default()).unwrap();
+    let received = receiver.receive(&body, Version::V1, &mut Scratch::default()).unwrap();
     assert_eq!(names(&received.batch), ["good_one{job=\"a\"}", "good_two{}"]);
     assert_eq!(received.rejected_series, 3);
     assert_eq!(received.rejected_samples, 3);
@@ -129,8 +128,7 @@ fn invalid_utf8_is_rejected() {
     let mut body = Vec::new();
     put_bytes(&mut body, 1, &ts);
     let compressed = snap::raw::Encoder::new().compress_vec(&body).unwrap();
-    let received =
-        receiver.receive(&compressed, Version::V1, &mut DecodedWrite::default()).unwrap();
+    let received = receiver.receive(&compressed, Version::V1, &mut Scratch::default()).unwrap();
     assert_eq!(received.rejected_series, 1);
     assert!(received.rejection_message().unwrap().contains("not valid UTF-8"));
 }
@@ -152,7 +150,7 @@ metric_relabel_configs:
     let receiver = RemoteWriteIngest::new(&config, &catalog).unwrap();
     let body = raw_v1(&[&[("__name__", "go_goroutines")], &[("__name__", "up"), ("job", "n")]]);
     for _ in 0..3 {
-        let received = receiver.receive(&body, Version::V1, &mut DecodedWrite::default()).unwrap();
+        let received = receiver.receive(&body, Version::V1, &mut Scratch::default()).unwrap();
         assert_eq!(names(&received.batch), ["up{cluster=\"eu1\", job=\"n\"}"]);
         assert_eq!(received.rejected_series, 0, "relabel drops are not rejections");
     }
@@ -174,7 +172,7 @@ fn relabeling_away_the_metric_name_drops_with_its_own_reason() {
     let catalog = Catalog::new();
     let receiver = RemoteWriteIngest::new(&config, &catalog).unwrap();
     let received = receiver
-        .receive(&raw_v1(&[&[("__name__", "up")]]), Version::V1, &mut DecodedWrite::default())
+        .receive(&raw_v1(&[&[("__name__", "up")]]), Version::V1, &mut Scratch::default())
         .unwrap();
     assert!(received.batch.is_empty());
     assert!(catalog
@@ -195,7 +193,7 @@ fn decoded_size_cap_applies() {
     let mut pairs: Vec<(&str, &str)> = vec![("__name__", "m")];
     pairs.extend(labels.iter().map(|(n, v)| (n.as_str(), v.as_str())));
     let body = raw_v1(&[&pairs]);
-    let err = receiver.receive(&body, Version::V1, &mut DecodedWrite::default()).unwrap_err();
+    let err = receiver.receive(&body, Version::V1, &mut Scratch::default()).unwrap_err();
     assert_eq!(err.kind(), crate::error::ErrorKind::TooLarge, "{err}");
 }
 
@@ -203,7 +201,7 @@ fn decoded_size_cap_applies() {
 fn garbage_is_a_bad_request_naming_the_message() {
     let receiver = ingest(&RemoteWriteIngestConfig::default());
     let compressed = snap::raw::Encoder::new().compress_vec(&[0x0a, 0x50, 0x01]).unwrap();
-    let err = receiver.receive(&compressed, Version::V1, &mut DecodedWrite::default()).unwrap_err();
+    let err = receiver.receive(&compressed, Version::V1, &mut Scratch::default()).unwrap_err();
     assert_eq!(err.kind(), crate::error::ErrorKind::BadRequest);
     assert!(
         err.to_string()
@@ -221,8 +219,8 @@ proptest::proptest! {
         let receiver = ingest(&RemoteWriteIngestConfig::default());
         let compressed = snap::raw::Encoder::new().compress_vec(&bytes).unwrap();
         for version in [Version::V1, Version::V2] {
-            let _ = receiver.receive(&bytes, version, &mut DecodedWrite::default());
-            let _ = receiver.receive(&compressed, version, &mut DecodedWrite::default());
+            let _ = receiver.receive(&bytes, version, &mut Scratch::default());
+            let _ = receiver.receive(&compressed, version, &mut Scratch::default());
         }
     }
 }

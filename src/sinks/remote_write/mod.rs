@@ -32,7 +32,7 @@ use tokio::time::Instant;
 
 use crate::config::RemoteWriteTarget;
 use crate::model::{MetricBatch, Series};
-use crate::relabel::{NameValidation, RelabelError, Relabeler, SeriesCache};
+use crate::relabel::{CacheTally, NameValidation, RelabelError, Relabeler, SeriesCache};
 use crate::telemetry::{Catalog, ForwardDropReason, ForwardMetrics};
 use client::{SendError, Sender};
 use encode::EncodeOptions;
@@ -128,9 +128,9 @@ impl Target {
     }
 
     /// The series as this target sees it (after `write_relabel_configs`), or None if dropped.
-    fn relabel(&self, series: &Arc<Series>) -> Option<Arc<Series>> {
+    fn relabel(&self, series: &Arc<Series>, tally: &mut CacheTally) -> Option<Arc<Series>> {
         let Some(cache) = &self.cache else { return Some(series.clone()) };
-        cache.get_or_compute(&series.encoded, || {
+        cache.lookup(&series.encoded, tally, || {
             let labels = self.relabeler.process(&series.labels)?;
             labels.metric_name()?;
             Some(Arc::new(Series::new(labels)))
@@ -143,13 +143,17 @@ impl Target {
         let shard_count = self.shards.len();
         let mut per_shard: Vec<MetricBatch> = vec![MetricBatch::default(); shard_count];
         let mut dropped = 0u64;
+        let mut tally = CacheTally::default();
         for view in batch.iter() {
-            let Some(series) = self.relabel(view.series) else {
+            let Some(series) = self.relabel(view.series, &mut tally) else {
                 dropped += (view.samples.len() + view.histograms.len()) as u64;
                 continue;
             };
             let shard = (series.hash % shard_count as u64) as usize;
             per_shard[shard].push_view(series, &view);
+        }
+        if let Some(cache) = &self.cache {
+            cache.record(tally);
         }
         if !batch.metadata.is_empty() {
             per_shard[0].metadata.extend(batch.metadata.iter().cloned());
@@ -297,8 +301,11 @@ impl ShardWorker {
             2 => encode::encode_v2(batches, self.options, &mut scratch.raw),
             _ => encode::encode_v1(batches, self.options, &mut scratch.raw),
         }
-        let compressed = match scratch.snappy.compress_vec(&scratch.raw) {
-            Ok(compressed) => bytes::Bytes::from(compressed),
+        // Compress into a reused buffer: `compress_vec` would zero-fill a fresh
+        // max_compress_len() buffer (~1 MB for 2,000 samples) on every send.
+        scratch.compressed.resize(snap::raw::max_compress_len(scratch.raw.len()), 0);
+        let compressed = match scratch.snappy.compress(&scratch.raw, &mut scratch.compressed) {
+            Ok(len) => bytes::Bytes::copy_from_slice(&scratch.compressed[..len]),
             Err(err) => {
                 tracing::error!(target_name = %self.sender.name(), error = %err, "cannot snappy-encode a batch; dropping it");
                 self.metrics.dropped(ForwardDropReason::Encode).inc_by(samples as u64);
@@ -348,12 +355,13 @@ impl ShardWorker {
 
 struct SendScratch {
     raw: Vec<u8>,
+    compressed: Vec<u8>,
     snappy: snap::raw::Encoder,
 }
 
 impl Default for SendScratch {
     fn default() -> Self {
-        Self { raw: Vec::new(), snappy: snap::raw::Encoder::new() }
+        Self { raw: Vec::new(), compressed: Vec::new(), snappy: snap::raw::Encoder::new() }
     }
 }
 
