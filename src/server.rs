@@ -147,9 +147,7 @@ async fn handle_remote_write(
     body: Body,
     content_length: Option<u64>,
 ) -> Result<Received, HandlerError> {
-    if state.route.is_closed() {
-        return Err((crate::route::RouteError::ShuttingDown.into(), None));
-    }
+    state.route.admit().await.map_err(|e| (e.into(), None))?;
     let compressed = read_body_capped(body, content_length, state.remote_write.max_body_size())
         .await
         .map_err(|e| (e, None))?;

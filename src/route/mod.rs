@@ -66,6 +66,22 @@ impl Router {
         Ok(())
     }
 
+    /// Fails fast, before a request is decoded, when a target's queue is nearly full (a shard
+    /// has less room than one full send) or the router is closed.
+    pub async fn admit(&self) -> Result<(), RouteError> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(RouteError::ShuttingDown);
+        }
+        let targets = self.targets.read().await;
+        match targets.iter().find(|t| !t.has_headroom()) {
+            Some(target) => {
+                target.count_queue_full();
+                Err(RouteError::QueueFull { target: target.name().to_owned() })
+            }
+            None => Ok(()),
+        }
+    }
+
     /// Refuses new batches and closes the targets' queues so their workers drain and exit.
     /// Waits for in-flight `submit`s (they hold the read lock) to finish first.
     pub async fn close(&self) {

@@ -73,7 +73,8 @@ pub struct RawSeries {
     pub labels: Range<u32>,
     /// 1.0 only: the bytes of the series' label fields when they are contiguous in the body
     /// (they are for every encoder seen in practice). They identify the label set exactly, so
-    /// they serve as the relabel-cache key without being copied.
+    /// they serve as the relabel-cache key without being copied. When set, `labels` is empty
+    /// and the labels are parsed on demand with [`parse_label_region`].
     pub label_bytes: Option<Span>,
     pub samples: Range<u32>,
     pub histograms: Range<u32>,
@@ -154,12 +155,13 @@ impl DecodedWrite {
     }
 
     fn decode_v1_series(&mut self, bytes: &[u8], base: usize) -> Result<(), DecodeError> {
-        let label_start = self.labels.len();
         let sample_start = self.samples.len();
         let histogram_start = self.histograms.len();
         let exemplar_start = self.exemplars.len();
         let mut reader = Reader::new(bytes, base);
-        // The label fields' byte range, while they are contiguous.
+        // The label fields' byte range, while they are contiguous. Label contents are not
+        // parsed here: the region is the relabel-cache key, and only a cache miss needs the
+        // individual labels ([`parse_label_region`]).
         let mut label_region: Option<(usize, usize)> = None;
         let mut labels_contiguous = true;
         while !reader.is_empty() {
@@ -168,9 +170,10 @@ impl DecodedWrite {
             match field {
                 1 => {
                     reader.expect(wire_type, LEN)?;
-                    let (label, offset) = reader.bytes()?;
-                    self.labels.push(decode_label(label, offset)?);
-                    let field_end = offset + label.len();
+                    // Consecutive label fields in one tight loop; their contents are not
+                    // parsed here.
+                    reader.skip_len_run(0x0a)?;
+                    let field_end = reader.offset();
                     label_region = match label_region {
                         None => Some((field_start, field_end)),
                         Some((start, end)) => {
@@ -197,9 +200,24 @@ impl DecodedWrite {
                 _ => reader.skip(wire_type)?,
             }
         }
+        let label_start = self.labels.len();
         let label_bytes = match label_region {
             Some((start, end)) if labels_contiguous => Some(Span::new(start, end - start)),
-            _ => None,
+            _ => {
+                // Interleaved with other fields (no known encoder does this): parse the labels
+                // now, in a second walk, so they stay contiguous in `self.labels`.
+                let mut again = Reader::new(bytes, base);
+                while !again.is_empty() {
+                    let (field, wire_type) = again.key()?;
+                    if field == 1 {
+                        let (label, offset) = again.bytes()?;
+                        self.labels.push(decode_label(label, offset)?);
+                    } else {
+                        again.skip(wire_type)?;
+                    }
+                }
+                None
+            }
         };
         self.series.push(RawSeries {
             labels: range(label_start, self.labels.len()),
@@ -426,6 +444,21 @@ impl DecodedWrite {
         Ok(metadata)
     }
 
+    /// A series' labels whether stored or on demand (for tests and cold paths; the hot path
+    /// uses the region as a cache key and parses only on a miss).
+    pub fn labels_of(&self, body: &[u8], series: &RawSeries) -> Result<Vec<RawLabel>, DecodeError> {
+        match series.label_bytes {
+            Some(region) => {
+                let mut out = Vec::new();
+                parse_label_region(body, region, &mut out)?;
+                Ok(out)
+            }
+            None => {
+                Ok(self.labels[series.labels.start as usize..series.labels.end as usize].to_vec())
+            }
+        }
+    }
+
     /// Totals, for the request's counters.
     pub fn sample_count(&self) -> usize {
         self.samples.len()
@@ -452,6 +485,24 @@ fn read_uint_field(
             }
         }
         _ => return Err(reader.error("unexpected wire type for labels_refs").into()),
+    }
+    Ok(())
+}
+
+/// Parses the labels of a 1.0 label region (`RawSeries::label_bytes`) into `out`.
+pub fn parse_label_region(
+    body: &[u8],
+    region: Span,
+    out: &mut Vec<RawLabel>,
+) -> Result<(), DecodeError> {
+    let mut reader = Reader::new(region.get(body), region.start as usize);
+    while !reader.is_empty() {
+        let (field, wire_type) = reader.key()?;
+        // The region holds label fields only (that is how it was delimited).
+        debug_assert_eq!(field, 1);
+        reader.expect(wire_type, LEN)?;
+        let (label, offset) = reader.bytes()?;
+        out.push(decode_label(label, offset)?);
     }
     Ok(())
 }
@@ -498,6 +549,17 @@ fn decode_label(bytes: &[u8], base: usize) -> Result<RawLabel, DecodeError> {
 
 #[inline]
 fn decode_sample(bytes: &[u8], base: usize) -> Result<Sample, DecodeError> {
+    // Fast path for the canonical encoding: [0x09, value (8 bytes), 0x10, timestamp varint].
+    if let [0x09, v0, v1, v2, v3, v4, v5, v6, v7, 0x10, rest @ ..] = bytes {
+        let mut reader = Reader::new(rest, base + 10);
+        if let Ok(timestamp) = reader.varint() {
+            if reader.is_empty() {
+                let value =
+                    f64::from_bits(u64::from_le_bytes([*v0, *v1, *v2, *v3, *v4, *v5, *v6, *v7]));
+                return Ok(Sample { timestamp_ms: timestamp as i64, value });
+            }
+        }
+    }
     let mut sample = Sample { timestamp_ms: 0, value: 0.0 };
     let mut reader = Reader::new(bytes, base);
     while !reader.is_empty() {
@@ -602,12 +664,37 @@ mod tests {
         crate::model::metrics::encode_label(&mut expected_key, b"__name__", b"up");
         crate::model::metrics::encode_label(&mut expected_key, b"job", b"node");
         assert_eq!(decoded.series[0].label_bytes.unwrap().get(&body), &expected_key[..]);
-        let names: Vec<&[u8]> = decoded.labels.iter().map(|l| l.name.get(&body)).collect();
+        assert!(decoded.labels.is_empty(), "1.0 labels are parsed on demand");
+        let mut labels = Vec::new();
+        parse_label_region(&body, decoded.series[0].label_bytes.unwrap(), &mut labels).unwrap();
+        let names: Vec<&[u8]> = labels.iter().map(|l| l.name.get(&body)).collect();
         assert_eq!(names, [&b"__name__"[..], b"job"]);
-        assert_eq!(decoded.labels[1].value.get(&body), b"node");
+        assert_eq!(labels[1].value.get(&body), b"node");
         assert_eq!(decoded.samples[1].value.to_bits(), crate::model::STALE_NAN_BITS);
         assert_eq!(decoded.metadata[0].metric_type, MetricType::Gauge);
         assert_eq!(decoded.metadata[0].help, "target is up");
+    }
+
+    #[test]
+    fn interleaved_v1_labels_are_parsed_eagerly_and_kept_contiguous() {
+        let mut series = Vec::new();
+        put_bytes(&mut series, 1, &label("__name__", "up"));
+        put_bytes(&mut series, 2, &sample(1.0, 1));
+        let mut exemplar = Vec::new();
+        put_bytes(&mut exemplar, 1, &label("trace_id", "t"));
+        put_bytes(&mut series, 3, &exemplar);
+        put_bytes(&mut series, 1, &label("job", "node"));
+        let mut body = Vec::new();
+        put_bytes(&mut body, 1, &series);
+        let mut decoded = DecodedWrite::default();
+        decoded.decode(&body, Version::V1).unwrap();
+        let raw = &decoded.series[0];
+        assert_eq!(raw.label_bytes, None);
+        let names: Vec<&[u8]> = decoded.labels[raw.labels.start as usize..raw.labels.end as usize]
+            .iter()
+            .map(|l| l.name.get(&body))
+            .collect();
+        assert_eq!(names, [&b"__name__"[..], b"job"], "exemplar labels must not mix in");
     }
 
     #[test]

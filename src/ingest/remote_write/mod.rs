@@ -242,7 +242,17 @@ impl RemoteWriteIngest {
                     key
                 }
             };
-            let verdict = self.cache.lookup(key_bytes, &mut tally, || self.evaluate(body, labels));
+            let verdict = self.cache.lookup(key_bytes, &mut tally, || match raw.label_bytes {
+                None => self.evaluate(body, labels),
+                // A miss on a 1.0 label region: only now parse its labels.
+                Some(region) => {
+                    let mut parsed = Vec::with_capacity(16);
+                    match decode::parse_label_region(body, region, &mut parsed) {
+                        Ok(()) => self.evaluate(body, &parsed),
+                        Err(err) => Verdict::Invalid(format!("series labels: {err}").into()),
+                    }
+                }
+            });
             let items = (raw.samples.len() + raw.histograms.len()) as u64;
             let series = match verdict {
                 Verdict::Keep(series) => series,

@@ -366,8 +366,9 @@ mod tests {
     }
 
     fn labels_of(body: &[u8], decoded: &DecodedWrite, series: usize) -> Vec<(String, String)> {
-        let range = &decoded.series[series].labels;
-        decoded.labels[range.start as usize..range.end as usize]
+        decoded
+            .labels_of(body, &decoded.series[series])
+            .unwrap()
             .iter()
             .map(|l| {
                 (

@@ -55,6 +55,8 @@ pub struct Target {
     /// Present only with `write_relabel_configs`: key = ingest series' encoded labels.
     cache: Option<SeriesCache<Option<Arc<Series>>>>,
     shards: Vec<Shard>,
+    /// Free items per shard below which [`Target::has_headroom`] says no.
+    headroom: usize,
     metrics: ForwardMetrics,
 }
 
@@ -120,11 +122,25 @@ impl Target {
             handles.push(tokio::spawn(worker.run()));
             shards.push(Shard { tx, permits: Arc::new(Semaphore::new(queue.capacity)) });
         }
-        Ok((Self { name, relabeler, cache, shards, metrics }, Workers { handles }))
+        Ok((
+            Self { name, relabeler, cache, shards, headroom: queue.max_samples_per_send, metrics },
+            Workers { handles },
+        ))
     }
 
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// Counts an ingest request refused because this target's queue was full.
+    pub fn count_queue_full(&self) {
+        self.metrics.queue_full.inc();
+    }
+
+    /// Whether every shard has room for at least one more full request. Ingest checks this
+    /// before decoding, so that under overload a 503 costs nothing instead of a wasted decode.
+    pub fn has_headroom(&self) -> bool {
+        self.shards.iter().all(|shard| shard.permits.available_permits() >= self.headroom)
     }
 
     /// The series as this target sees it (after `write_relabel_configs`), or None if dropped.

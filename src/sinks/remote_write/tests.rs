@@ -42,8 +42,9 @@ async fn receive(
         .series
         .iter()
         .map(|s| {
-            let labels: Vec<String> = decoded.labels
-                [s.labels.start as usize..s.labels.end as usize]
+            let labels: Vec<String> = decoded
+                .labels_of(&raw, s)
+                .unwrap()
                 .iter()
                 .map(|l| {
                     format!(
