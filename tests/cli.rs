@@ -121,3 +121,32 @@ fn run_serves_and_exits_zero_on_sigterm() {
     );
     assert!(stderr.contains("shutdown complete"), "{stderr}");
 }
+
+#[test]
+fn configs_embedded_in_kubernetes_manifests_pass_check_config() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/kubernetes");
+    let scratch = tempfile::tempdir().unwrap();
+    let mut checked = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        let text = std::fs::read_to_string(&path).unwrap();
+        for document in serde_yaml::Deserializer::from_str(&text) {
+            let value = <serde_yaml::Value as serde::Deserialize>::deserialize(document).unwrap();
+            if value["kind"].as_str() != Some("ConfigMap") {
+                continue;
+            }
+            let Some(config) = value["data"]["strata.yml"].as_str() else { continue };
+            let file = scratch.path().join(format!("embedded-{checked}.yml"));
+            std::fs::write(&file, config).unwrap();
+            let output = strata().args(["check", "config"]).arg(&file).output().unwrap();
+            assert!(
+                output.status.success(),
+                "{}: {}",
+                path.display(),
+                String::from_utf8_lossy(&output.stderr)
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked >= 1, "no strata.yml ConfigMap in {}", dir.display());
+}

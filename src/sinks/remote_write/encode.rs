@@ -15,7 +15,9 @@ use std::collections::HashMap;
 use prost::Message;
 
 use crate::model::metrics::encode_label;
-use crate::model::wire::{put_bytes, put_key, put_varint, varint_len, FIXED64, LEN, VARINT};
+use crate::model::wire::{
+    put_bytes, put_double, put_int64, put_key, put_varint, varint_len, LEN, VARINT,
+};
 use crate::model::{Labels, MetricBatch, MetricMetadata, MetricType, Sample, SeriesView};
 
 /// What to include besides float samples.
@@ -126,15 +128,14 @@ fn encode_v1_exemplar(exemplar: &crate::model::Exemplar) -> Vec<u8> {
     for label in &exemplar.labels {
         encode_label(&mut out, label.name.as_bytes(), label.value.as_bytes());
     }
-    if exemplar.value.to_bits() != 0 {
-        put_key(&mut out, 2, FIXED64);
-        out.extend_from_slice(&exemplar.value.to_bits().to_le_bytes());
-    }
-    if exemplar.timestamp_ms != 0 {
-        put_key(&mut out, 3, VARINT);
-        put_varint(&mut out, exemplar.timestamp_ms as u64);
-    }
+    put_exemplar_value(&mut out, exemplar);
     out
+}
+
+/// `Exemplar.value = 2` and `Exemplar.timestamp = 3`, identical in 1.0 and 2.0.
+fn put_exemplar_value(out: &mut Vec<u8>, exemplar: &crate::model::Exemplar) {
+    put_double(out, 2, exemplar.value);
+    put_int64(out, 3, exemplar.timestamp_ms);
 }
 
 fn put_v1_metadata(out: &mut Vec<u8>, meta: &MetricMetadata) {
@@ -228,14 +229,7 @@ pub fn encode_v2(batches: &[MetricBatch], options: EncodeOptions, out: &mut Vec<
                     let mut exemplar_body = Vec::new();
                     label_refs(&mut symbols, &exemplar.labels, &mut refs);
                     put_refs(&mut exemplar_body, 1, &refs);
-                    if exemplar.value.to_bits() != 0 {
-                        put_key(&mut exemplar_body, 2, FIXED64);
-                        exemplar_body.extend_from_slice(&exemplar.value.to_bits().to_le_bytes());
-                    }
-                    if exemplar.timestamp_ms != 0 {
-                        put_key(&mut exemplar_body, 3, VARINT);
-                        put_varint(&mut exemplar_body, exemplar.timestamp_ms as u64);
-                    }
+                    put_exemplar_value(&mut exemplar_body, exemplar);
                     put_bytes(&mut body, 4, &exemplar_body);
                 }
             }

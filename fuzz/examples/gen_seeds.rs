@@ -1,0 +1,153 @@
+//! Writes the seed corpora under `fuzz/seeds/<target>/` (run from anywhere):
+//!
+//! ```text
+//! cargo run --manifest-path fuzz/Cargo.toml --example gen_seeds
+//! ```
+//!
+//! Seeds are small valid inputs: remote-write bodies made by Strata's own encoders, the example
+//! configs, and relabel inputs. They are committed; the corpora fuzzing grows are not.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use strata::model::{
+    Exemplar, Histogram, Labels, MetricBatch, MetricMetadata, MetricType, Sample, Series,
+    SeriesMetadata,
+};
+use strata::sinks::remote_write::encode::{encode_v1, encode_v2, EncodeOptions};
+
+const OPTIONS: EncodeOptions = EncodeOptions { send_exemplars: true, send_native_histograms: true };
+
+fn series(pairs: &[(&str, &str)]) -> Arc<Series> {
+    Arc::new(Series::new(Labels::from_pairs(pairs.iter().copied())))
+}
+
+fn sample(timestamp_ms: i64, value: f64) -> Sample {
+    Sample { timestamp_ms, value }
+}
+
+fn batches() -> Vec<(&'static str, MetricBatch)> {
+    let mut simple = MetricBatch::default();
+    simple.push(
+        series(&[("__name__", "up"), ("job", "node"), ("instance", "10.0.0.1:9100")]),
+        &[sample(1_700_000_000_000, 1.0)],
+        &[],
+        &[],
+        None,
+        0,
+    );
+
+    let mut rich = MetricBatch::default();
+    rich.metadata.push(MetricMetadata {
+        family: "http_requests".into(),
+        metric_type: MetricType::Counter,
+        help: "Requests served.".into(),
+        unit: String::new(),
+    });
+    rich.push(
+        series(&[("__name__", "http_requests_total"), ("job", "api"), ("code", "200")]),
+        &[sample(1_700_000_000_000, 10.0), sample(1_700_000_015_000, 12.5)],
+        &[],
+        &[Exemplar {
+            labels: Labels::from_pairs([("trace_id", "abc123")]),
+            value: 1.0,
+            timestamp_ms: 1_700_000_000_001,
+        }],
+        Some(Arc::new(SeriesMetadata {
+            metric_type: MetricType::Counter,
+            help: "Requests served.".into(),
+            unit: "requests".into(),
+        })),
+        1_699_999_000_000,
+    );
+    rich.push(
+        series(&[("__name__", "go_gc_duration_seconds"), ("job", "api"), ("tmp_id", "7")]),
+        &[sample(1_700_000_000_000, f64::from_bits(0x7ff0_0000_0000_0002))], // stale marker
+        &[],
+        &[],
+        None,
+        0,
+    );
+    rich.push(
+        series(&[("__name__", "rpc_latency_seconds"), ("job", "api")]),
+        &[],
+        &[Histogram {
+            count: Some(strata::model::metrics::HistogramCount::Int(5)),
+            sum: 1.5,
+            schema: 3,
+            zero_threshold: 1e-128,
+            zero_count: Some(strata::model::metrics::HistogramZeroCount::Int(1)),
+            positive_spans: vec![strata::model::metrics::BucketSpan { offset: 0, length: 2 }],
+            positive_deltas: vec![2, 0],
+            timestamp: 1_700_000_000_000,
+            ..Histogram::default()
+        }],
+        &[],
+        None,
+        0,
+    );
+    rich.push(
+        series(&[("__name__", "node_info"), ("ünïcode", "välue"), ("empty_next", "x")]),
+        &[sample(0, 0.0)],
+        &[],
+        &[],
+        None,
+        0,
+    );
+    vec![("simple", simple), ("rich", rich)]
+}
+
+fn write(dir: &Path, name: &str, bytes: &[u8]) {
+    std::fs::create_dir_all(dir).expect("create seed dir");
+    std::fs::write(dir.join(name), bytes).expect("write seed");
+}
+
+fn main() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let seeds = root.join("seeds");
+    let mut body = Vec::new();
+    for (name, batch) in batches() {
+        let batch = std::slice::from_ref(&batch);
+        for (version, selector) in [("v1", 0u8), ("v2", 1u8)] {
+            if version == "v1" {
+                encode_v1(batch, OPTIONS, &mut body);
+            } else {
+                encode_v2(batch, OPTIONS, &mut body);
+            }
+            // remote_write_decode: selector byte + uncompressed body.
+            let mut input = vec![selector];
+            input.extend_from_slice(&body);
+            write(&seeds.join("remote_write_decode"), &format!("{name}_{version}"), &input);
+            // remote_write_receive: the uncompressed body (the target compresses it itself)
+            // and the snappy block as sent on the wire.
+            let dir = seeds.join("remote_write_receive");
+            write(&dir, &format!("{name}_{version}"), &body);
+            let compressed = snap::raw::Encoder::new().compress_vec(&body).expect("snappy");
+            write(&dir, &format!("{name}_{version}.snappy"), &compressed);
+        }
+    }
+    write(&seeds.join("remote_write_receive"), "snappy_bomb", &[0x80, 0x80, 0x80, 0x80, 0x08]);
+
+    let configs = root.join("../config");
+    for entry in std::fs::read_dir(&configs).expect("read config/") {
+        let path = entry.expect("dir entry").path();
+        if path.extension().is_some_and(|e| e == "yml" || e == "yaml") {
+            let text = std::fs::read(&path).expect("read config");
+            let name = path.file_name().expect("file name").to_string_lossy().into_owned();
+            write(&seeds.join("config_parse"), &name, &text);
+        }
+    }
+    write(
+        &seeds.join("config_parse"),
+        "minimal.yml",
+        b"role: agent\ningest:\n  remote_write:\n    max_body_size: 1MiB\n    label_name_validation: utf8\n    metric_relabel_configs:\n      - {source_labels: [a, b], separator: '', regex: '(.*)', target_label: '${1}', action: Replace}\n      - {action: hashmod, source_labels: [job], target_label: shard, modulus: 4}\nforward:\n  remote_write:\n    - url: http://127.0.0.1:9090/api/v1/write\n      protocol_version: 2\n      remote_timeout: 1m30s\n      headers: {X-A: \"${NODE_NAME}\"}\n",
+    );
+
+    // relabel: the generator consumes bytes as bools / indices; a few fixed byte strings.
+    let relabel = seeds.join("relabel");
+    write(&relabel, "zeros", &[0u8; 64]);
+    write(&relabel, "ramp", &(0u8..=255).collect::<Vec<_>>());
+    write(&relabel, "ones", &[0xffu8; 64]);
+    write(&relabel, "mixed", &(0u8..128).map(|i| i.wrapping_mul(37) ^ 0x5a).collect::<Vec<_>>());
+    println!("seeds written to {}", seeds.display());
+}
