@@ -70,6 +70,11 @@ pub async fn read_body_capped(
     }
 }
 
+/// Upper bound of decoded/compressed size for a snappy block: a copy element is at least 3
+/// bytes (2-byte offset form) and yields at most 64 bytes; 1-byte-offset copies yield at most
+/// 11 bytes from 2. Rounded up.
+pub const SNAPPY_MAX_EXPANSION: usize = 22;
+
 /// Decodes a snappy block (not the framed format), refusing before allocation when the header
 /// claims more than `limit` bytes.
 pub fn snappy_decompress_capped(compressed: &[u8], limit: usize) -> Result<Vec<u8>, IngestError> {
@@ -90,6 +95,15 @@ pub fn snappy_decompress_into(
         snap::raw::decompress_len(compressed).map_err(|e| IngestError::Snappy(e.to_string()))?;
     if claimed > limit {
         return Err(IngestError::DecodedTooLarge { claimed, limit });
+    }
+    // The best snappy can do is a 3-byte copy element producing 64 bytes, so a header claiming
+    // more than that ratio is a lie: refuse it before allocating what it claims.
+    let possible = compressed.len().saturating_mul(SNAPPY_MAX_EXPANSION);
+    if claimed > possible {
+        return Err(IngestError::Snappy(format!(
+            "header claims {claimed} decoded bytes from {} compressed bytes, more than snappy can expand to",
+            compressed.len()
+        )));
     }
     // `resize` keeps old bytes; the decoder overwrites all `claimed` of them.
     out.resize(claimed, 0);
@@ -114,6 +128,19 @@ mod tests {
             "{err}"
         );
         assert_eq!(err.kind(), ErrorKind::TooLarge);
+    }
+
+    #[test]
+    fn snappy_header_claiming_impossible_expansion_is_refused() {
+        // 4 bytes claiming 128 MiB (within the cap): cannot be real, must not be allocated.
+        let err = snappy_decompress_capped(&[0x80, 0x80, 0x80, 0x40], 128 << 20).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::BadRequest, "{err}");
+        assert!(err.to_string().contains("more than snappy can expand to"), "{err}");
+        // The most compressible real input still decodes.
+        let zeros = vec![0u8; 1 << 20];
+        let compressed = snap::raw::Encoder::new().compress_vec(&zeros).unwrap();
+        assert!(zeros.len() <= compressed.len() * SNAPPY_MAX_EXPANSION);
+        assert_eq!(snappy_decompress_capped(&compressed, 2 << 20).unwrap(), zeros);
     }
 
     #[test]

@@ -82,6 +82,9 @@ fn unsupported_type(value: &str) -> IngestError {
 /// (type, help, unit) of 2.0 series metadata, borrowed from the body.
 type MetadataKey<'a> = (i32, &'a [u8], &'a [u8]);
 
+/// Decompression buffers larger than this are released after the request that grew them.
+const SCRATCH_KEEP_BYTES: usize = 16 << 20;
+
 /// Buffers reused from request to request (one per runtime thread in the server): the
 /// decompressed body, the decoded spans and the cache-key buffer.
 #[derive(Debug, Default)]
@@ -197,7 +200,12 @@ impl RemoteWriteIngest {
             },
             detail: e.to_string(),
         })?;
-        Ok(self.process(body, decoded, key, metrics))
+        let received = self.process(body, decoded, key, metrics);
+        if body.capacity() > SCRATCH_KEEP_BYTES {
+            // One unusually large request must not pin its buffer on this thread for good.
+            *body = Vec::new();
+        }
+        Ok(received)
     }
 
     fn process(
