@@ -76,7 +76,11 @@ pub fn encode_v1(batches: &[MetricBatch], options: EncodeOptions, out: &mut Vec<
     for batch in batches {
         for view in batch.iter() {
             put_v1_series(out, &view, options);
-            if let (Some(meta), Some(name)) = (view.metadata, view.series.labels.metric_name()) {
+            // Only series that carry metadata look at their labels: touching the label strings
+            // of every series costs cache misses on the hot path.
+            let with_name =
+                view.metadata.and_then(|m| Some((m, view.series.labels.metric_name()?)));
+            if let Some((meta, name)) = with_name {
                 let family = family_name(name);
                 if !series_metadata.contains_key(family)
                     && !converted.iter().any(|m| m.family == family)
