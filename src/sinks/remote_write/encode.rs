@@ -10,6 +10,7 @@
 //! `_created`, `_info` stripped); 2.0 per-series metadata becomes 1.0 family metadata, one entry
 //! per family per request. 2.0 `created_timestamp` has no 1.0 field and is not sent in 1.0.
 
+use std::borrow::Borrow;
 use std::collections::HashMap;
 
 use prost::Message;
@@ -68,39 +69,91 @@ pub fn family_name(name: &str) -> &str {
     name
 }
 
-/// Encodes a 1.0 `prometheus.WriteRequest` (before snappy) into `out`.
-pub fn encode_v1(batches: &[MetricBatch], options: EncodeOptions, out: &mut Vec<u8>) {
-    out.clear();
-    let mut series_metadata: HashMap<&str, &MetricMetadata> = HashMap::new();
-    let mut converted: Vec<MetricMetadata> = Vec::new();
-    for batch in batches {
-        for view in batch.iter() {
-            put_v1_series(out, &view, options);
-            // Only series that carry metadata look at their labels: touching the label strings
-            // of every series costs cache misses on the hot path.
-            let with_name =
-                view.metadata.and_then(|m| Some((m, view.series.labels.metric_name()?)));
-            if let Some((meta, name)) = with_name {
-                let family = family_name(name);
-                if !series_metadata.contains_key(family)
-                    && !converted.iter().any(|m| m.family == family)
-                {
-                    converted.push(MetricMetadata {
-                        family: family.to_owned(),
-                        metric_type: meta.metric_type,
-                        help: meta.help.clone(),
-                        unit: meta.unit.clone(),
-                    });
-                }
+/// 1.0 `WriteRequest.timeseries` fields encoded ahead of time. 1.0 requests are plain
+/// concatenations of such fields (plus family metadata), so a forward target encodes each series
+/// once, at admission, while its data is still in cache, and the shard worker only concatenates
+/// and compresses ([`write_v1_request`]).
+#[derive(Debug, Default)]
+pub struct EncodedV1 {
+    pub bytes: Vec<u8>,
+    pub samples: usize,
+    pub histograms: usize,
+    pub exemplars: usize,
+    /// Family metadata to send with these series (1.0 style, one entry per family).
+    pub metadata: Vec<MetricMetadata>,
+}
+
+impl EncodedV1 {
+    /// Appends one series (with `options` applied) and, if it carries 2.0 per-series metadata,
+    /// the family metadata derived from it.
+    pub fn push(&mut self, view: &SeriesView<'_>, options: EncodeOptions) {
+        put_v1_series(&mut self.bytes, view, options);
+        self.samples += view.samples.len();
+        if options.send_native_histograms {
+            self.histograms += view.histograms.len();
+        }
+        if options.send_exemplars {
+            self.exemplars += view.exemplars.len();
+        }
+        // Only series that carry metadata look at their labels: touching the label strings of
+        // every series costs cache misses on the hot path.
+        let with_name = view.metadata.and_then(|m| Some((m, view.series.labels.metric_name()?)));
+        if let Some((meta, name)) = with_name {
+            let family = family_name(name);
+            if !self.metadata.iter().any(|m| m.family == family) {
+                self.metadata.push(MetricMetadata {
+                    family: family.to_owned(),
+                    metric_type: meta.metric_type,
+                    help: meta.help.clone(),
+                    unit: meta.unit.clone(),
+                });
             }
         }
-        for meta in &batch.metadata {
-            series_metadata.insert(meta.family.as_str(), meta);
+    }
+
+    /// Items as counted against queue capacity and `max_samples_per_send`.
+    pub fn items(&self) -> usize {
+        self.samples + self.histograms + self.exemplars
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.bytes.is_empty() && self.metadata.is_empty()
+    }
+}
+
+/// Writes a 1.0 `prometheus.WriteRequest` (before snappy) from pre-encoded chunks into `out`;
+/// metadata is de-duplicated by family (the first entry of a family wins).
+pub fn write_v1_request<'a>(
+    chunks: impl IntoIterator<Item = &'a EncodedV1> + Clone,
+    out: &mut Vec<u8>,
+) {
+    out.clear();
+    for chunk in chunks.clone() {
+        out.extend_from_slice(&chunk.bytes);
+    }
+    let mut seen: HashMap<&str, ()> = HashMap::new();
+    for chunk in chunks {
+        for meta in &chunk.metadata {
+            if seen.insert(meta.family.as_str(), ()).is_none() {
+                put_v1_metadata(out, meta);
+            }
         }
     }
-    for meta in series_metadata.values().copied().chain(converted.iter()) {
-        put_v1_metadata(out, meta);
+}
+
+/// Encodes a 1.0 `prometheus.WriteRequest` (before snappy) into `out`. Family metadata of the
+/// batches comes first, then families derived from 2.0 per-series metadata.
+pub fn encode_v1<B: Borrow<MetricBatch>>(batches: &[B], options: EncodeOptions, out: &mut Vec<u8>) {
+    let mut encoded = EncodedV1::default();
+    for batch in batches {
+        encoded.metadata.extend(batch.borrow().metadata.iter().cloned());
     }
+    for batch in batches {
+        for view in batch.borrow().iter() {
+            encoded.push(&view, options);
+        }
+    }
+    write_v1_request(std::iter::once(&encoded), out);
 }
 
 fn put_v1_series(out: &mut Vec<u8>, view: &SeriesView<'_>, options: EncodeOptions) {
@@ -201,11 +254,11 @@ fn label_refs<'a>(symbols: &mut Symbols<'a>, labels: &'a Labels, refs: &mut Vec<
 }
 
 /// Encodes a 2.0 `io.prometheus.write.v2.Request` (before snappy) into `out`.
-pub fn encode_v2(batches: &[MetricBatch], options: EncodeOptions, out: &mut Vec<u8>) {
+pub fn encode_v2<B: Borrow<MetricBatch>>(batches: &[B], options: EncodeOptions, out: &mut Vec<u8>) {
     out.clear();
     let mut family_metadata: HashMap<&str, &MetricMetadata> = HashMap::new();
     for batch in batches {
-        for meta in &batch.metadata {
+        for meta in &batch.borrow().metadata {
             family_metadata.insert(meta.family.as_str(), meta);
         }
     }
@@ -214,7 +267,7 @@ pub fn encode_v2(batches: &[MetricBatch], options: EncodeOptions, out: &mut Vec<
     let mut body: Vec<u8> = Vec::new();
     let mut refs: Vec<u32> = Vec::new();
     for batch in batches {
-        for view in batch.iter() {
+        for view in batch.borrow().iter() {
             body.clear();
             label_refs(&mut symbols, &view.series.labels, &mut refs);
             put_refs(&mut body, 1, &refs);

@@ -31,15 +31,33 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use crate::config::RemoteWriteTarget;
-use crate::model::{MetricBatch, Series};
+use crate::model::{MetricBatch, Series, SeriesView};
 use crate::relabel::{CacheTally, NameValidation, RelabelError, Relabeler, SeriesCache};
 use crate::telemetry::{Catalog, ForwardDropReason, ForwardMetrics};
 use client::{SendError, Sender};
-use encode::EncodeOptions;
+use encode::{EncodeOptions, EncodedV1};
+
+/// What a chunk carries to its shard worker.
+enum Payload {
+    /// 1.0: the series already encoded as `WriteRequest.timeseries` fields (done at admission,
+    /// while the data is in cache); a request is a concatenation of these.
+    Encoded(EncodedV1),
+    /// 2.0: the series themselves; the symbol table is per request, so encoding waits.
+    Batch(MetricBatch),
+}
+
+impl Payload {
+    fn items(&self) -> usize {
+        match self {
+            Self::Encoded(encoded) => encoded.items(),
+            Self::Batch(batch) => batch.items(),
+        }
+    }
+}
 
 /// Data queued for one shard, with the capacity it occupies.
 struct Chunk {
-    batch: MetricBatch,
+    payload: Payload,
     _permit: OwnedSemaphorePermit,
 }
 
@@ -55,6 +73,10 @@ pub struct Target {
     /// Present only with `write_relabel_configs`: key = ingest series' encoded labels.
     cache: Option<SeriesCache<Option<Arc<Series>>>>,
     shards: Vec<Shard>,
+    protocol_version: u8,
+    options: EncodeOptions,
+    /// `max_samples_per_send`: the most items one chunk (and one request) carries.
+    max_items: usize,
     /// Free items per shard below which [`Target::has_headroom`] says no.
     headroom: usize,
     metrics: ForwardMetrics,
@@ -123,7 +145,17 @@ impl Target {
             shards.push(Shard { tx, permits: Arc::new(Semaphore::new(queue.capacity)) });
         }
         Ok((
-            Self { name, relabeler, cache, shards, headroom: queue.max_samples_per_send, metrics },
+            Self {
+                name,
+                relabeler,
+                cache,
+                shards,
+                protocol_version: config.protocol_version,
+                options,
+                max_items: queue.max_samples_per_send,
+                headroom: queue.max_samples_per_send,
+                metrics,
+            },
             Workers { handles },
         ))
     }
@@ -154,41 +186,66 @@ impl Target {
     }
 
     /// Relabels and shards `batch`, reserving queue capacity. Fails (nothing reserved) when a
-    /// shard lacks room.
+    /// shard lacks room. For 1.0 targets the series are encoded here, split into chunks of at
+    /// most `max_samples_per_send` items.
     pub fn prepare(&self, batch: &MetricBatch) -> Result<Prepared<'_>, QueueFull> {
         let shard_count = self.shards.len();
-        let mut per_shard: Vec<MetricBatch> = vec![MetricBatch::default(); shard_count];
+        let mut payloads: Vec<(usize, Payload)> = Vec::new();
         let mut dropped = 0u64;
         let mut tally = CacheTally::default();
-        for view in batch.iter() {
-            let Some(series) = self.relabel(view.series, &mut tally) else {
-                dropped += (view.samples.len() + view.histograms.len()) as u64;
-                continue;
-            };
-            let shard = (series.hash % shard_count as u64) as usize;
-            per_shard[shard].push_view(series, &view);
+        if self.protocol_version == 1 {
+            let mut open: Vec<EncodedV1> = (0..shard_count).map(|_| EncodedV1::default()).collect();
+            open[0].metadata.extend(batch.metadata.iter().cloned());
+            for view in batch.iter() {
+                let Some(series) = self.relabel(view.series, &mut tally) else {
+                    dropped += (view.samples.len() + view.histograms.len()) as u64;
+                    continue;
+                };
+                let shard = (series.hash % shard_count as u64) as usize;
+                let chunk = &mut open[shard];
+                if chunk.items() > 0 && chunk.items() + view.items() > self.max_items {
+                    payloads.push((shard, Payload::Encoded(std::mem::take(chunk))));
+                }
+                chunk.push(&SeriesView { series: &series, ..view }, self.options);
+            }
+            for (shard, chunk) in open.into_iter().enumerate() {
+                if !chunk.is_empty() {
+                    payloads.push((shard, Payload::Encoded(chunk)));
+                }
+            }
+        } else {
+            let mut per_shard: Vec<MetricBatch> = vec![MetricBatch::default(); shard_count];
+            per_shard[0].metadata.extend(batch.metadata.iter().cloned());
+            for view in batch.iter() {
+                let Some(series) = self.relabel(view.series, &mut tally) else {
+                    dropped += (view.samples.len() + view.histograms.len()) as u64;
+                    continue;
+                };
+                let shard = (series.hash % shard_count as u64) as usize;
+                per_shard[shard].push_view(series, &view);
+            }
+            payloads.extend(
+                per_shard
+                    .into_iter()
+                    .enumerate()
+                    .filter(|(_, b)| !b.is_empty())
+                    .map(|(shard, b)| (shard, Payload::Batch(b))),
+            );
         }
         if let Some(cache) = &self.cache {
             cache.record(tally);
         }
-        if !batch.metadata.is_empty() {
-            per_shard[0].metadata.extend(batch.metadata.iter().cloned());
-        }
-        let mut chunks = Vec::new();
-        for (index, shard_batch) in per_shard.into_iter().enumerate() {
-            if shard_batch.is_empty() {
-                continue;
-            }
-            let needed = shard_batch.items().max(1);
-            let Ok(permit) = u32::try_from(needed)
+        let mut chunks = Vec::with_capacity(payloads.len());
+        for (index, payload) in payloads {
+            let needed = payload.items().max(1);
+            let Some(permit) = u32::try_from(needed)
                 .ok()
                 .and_then(|n| self.shards[index].permits.clone().try_acquire_many_owned(n).ok())
-                .ok_or(())
             else {
                 self.metrics.queue_full.inc();
                 return Err(QueueFull { target: self.name.clone() });
             };
-            chunks.push((index, Chunk { batch: shard_batch, _permit: permit }));
+            chunks.push((index, Chunk { payload, _permit: permit }));
         }
         if dropped > 0 {
             self.metrics.dropped(ForwardDropReason::Relabel).inc_by(dropped);
@@ -206,7 +263,7 @@ impl Prepared<'_> {
     /// Queues the prepared chunks. Cannot fail: capacity was reserved by `prepare`.
     pub fn commit(self) {
         for (index, chunk) in self.chunks {
-            let items = chunk.batch.items() as i64;
+            let items = chunk.payload.items() as i64;
             let Some(shard) = self.target.shards.get(index) else {
                 // The target was closed between prepare and commit (shutdown): count, never hide.
                 self.target.metrics.dropped(ForwardDropReason::Shutdown).inc_by(items as u64);
@@ -259,15 +316,10 @@ impl ShardWorker {
                 }
             };
             let Some(chunk) = received else { break };
-            let items = chunk.batch.items();
+            let items = chunk.payload.items();
             if pending_items > 0 && pending_items + items > self.max_items {
                 self.flush(&mut pending, &mut pending_items, &mut scratch).await;
                 flush_at = None;
-            }
-            if items > self.max_items {
-                // Larger than one request may be: send it in request-sized pieces right away.
-                self.send_large(chunk, &mut scratch).await;
-                continue;
             }
             pending_items += items;
             pending.push(chunk);
@@ -281,15 +333,9 @@ impl ShardWorker {
         self.flush(&mut pending, &mut pending_items, &mut scratch).await;
     }
 
-    async fn send_large(&self, chunk: Chunk, scratch: &mut SendScratch) {
-        let Chunk { batch, _permit: permit } = chunk;
-        for piece in batch.split_by_items(self.max_items) {
-            let items = piece.items();
-            self.send(std::slice::from_ref(&piece), items, scratch).await;
-        }
-        drop(permit);
-    }
-
+    /// Sends what is pending as one request (2.0 batches over the limit in request-sized
+    /// pieces; a 1.0 chunk is never over it unless one series alone is). Dropping the chunks
+    /// afterwards releases their permits.
     async fn flush(
         &self,
         pending: &mut Vec<Chunk>,
@@ -299,24 +345,50 @@ impl ShardWorker {
         if pending.is_empty() {
             return;
         }
-        let batches: Vec<MetricBatch> =
-            pending.iter_mut().map(|c| std::mem::take(&mut c.batch)).collect();
-        self.send(&batches, *pending_items, scratch).await;
-        // Dropping the chunks releases their permits: the capacity is free again.
-        pending.clear();
-        *pending_items = 0;
-    }
-
-    /// Encodes and sends one request, retrying as the protocol allows; always accounts for
-    /// every item (sent or dropped with a reason).
-    async fn send(&self, batches: &[MetricBatch], items: usize, scratch: &mut SendScratch) {
-        let samples: usize = batches.iter().map(|b| b.sample_count() + b.histogram_count()).sum();
+        let items = std::mem::take(pending_items);
         self.metrics.queue_popped.inc_by(items as u64);
         self.metrics.queue_length.dec_by(items as i64);
-        match self.protocol_version {
-            2 => encode::encode_v2(batches, self.options, &mut scratch.raw),
-            _ => encode::encode_v1(batches, self.options, &mut scratch.raw),
+        // Keep the permits until the data is sent (or dropped): they are the queue's capacity.
+        let mut permits = Vec::with_capacity(pending.len());
+        let mut encoded: Vec<EncodedV1> = Vec::new();
+        let mut batches: Vec<MetricBatch> = Vec::new();
+        for Chunk { payload, _permit } in pending.drain(..) {
+            permits.push(_permit);
+            match payload {
+                Payload::Encoded(chunk) => encoded.push(chunk),
+                Payload::Batch(batch) => batches.push(batch),
+            }
         }
+        if !encoded.is_empty() {
+            encode::write_v1_request(encoded.iter(), &mut scratch.raw);
+            let sent = Sent::of_encoded(&encoded);
+            self.send(sent, scratch).await;
+        }
+        if !batches.is_empty() {
+            let all: MetricBatch = merge(batches);
+            for piece in all.split_by_items(self.max_items) {
+                match self.protocol_version {
+                    2 => encode::encode_v2(
+                        std::slice::from_ref(&piece),
+                        self.options,
+                        &mut scratch.raw,
+                    ),
+                    _ => encode::encode_v1(
+                        std::slice::from_ref(&piece),
+                        self.options,
+                        &mut scratch.raw,
+                    ),
+                }
+                self.send(Sent::of_batch(&piece, self.options), scratch).await;
+            }
+        }
+        drop(permits);
+    }
+
+    /// Compresses `scratch.raw` and sends it, retrying as the protocol allows; always accounts
+    /// for every item (sent, or dropped with a reason).
+    async fn send(&self, sent: Sent, scratch: &mut SendScratch) {
+        let samples = sent.samples + sent.histograms;
         // Compress into a reused buffer: `compress_vec` would zero-fill a fresh
         // max_compress_len() buffer (~1 MB for 2,000 samples) on every send.
         scratch.compressed.resize(snap::raw::max_compress_len(scratch.raw.len()), 0);
@@ -332,15 +404,9 @@ impl ShardWorker {
         loop {
             match self.sender.post(compressed.clone()).await {
                 Ok(()) => {
-                    for batch in batches {
-                        self.metrics.samples_sent.inc_by(batch.sample_count() as u64);
-                        if self.options.send_native_histograms {
-                            self.metrics.histograms_sent.inc_by(batch.histogram_count() as u64);
-                        }
-                        if self.options.send_exemplars {
-                            self.metrics.exemplars_sent.inc_by(batch.exemplar_count() as u64);
-                        }
-                    }
+                    self.metrics.samples_sent.inc_by(sent.samples as u64);
+                    self.metrics.histograms_sent.inc_by(sent.histograms as u64);
+                    self.metrics.exemplars_sent.inc_by(sent.exemplars as u64);
                     return;
                 }
                 Err(SendError::Rejected { status, body }) => {
@@ -367,6 +433,45 @@ impl ShardWorker {
             }
         }
     }
+}
+
+/// What one request carries, for the sent counters.
+#[derive(Clone, Copy, Debug, Default)]
+struct Sent {
+    samples: usize,
+    histograms: usize,
+    exemplars: usize,
+}
+
+impl Sent {
+    fn of_encoded(chunks: &[EncodedV1]) -> Self {
+        chunks.iter().fold(Self::default(), |sum, c| Self {
+            samples: sum.samples + c.samples,
+            histograms: sum.histograms + c.histograms,
+            exemplars: sum.exemplars + c.exemplars,
+        })
+    }
+
+    fn of_batch(batch: &MetricBatch, options: EncodeOptions) -> Self {
+        Self {
+            samples: batch.sample_count(),
+            histograms: if options.send_native_histograms { batch.histogram_count() } else { 0 },
+            exemplars: if options.send_exemplars { batch.exemplar_count() } else { 0 },
+        }
+    }
+}
+
+/// One batch out of several (2.0 path), so a request can be split at series boundaries.
+fn merge(batches: Vec<MetricBatch>) -> MetricBatch {
+    let mut iter = batches.into_iter();
+    let mut all = iter.next().unwrap_or_default();
+    for batch in iter {
+        all.metadata.extend(batch.metadata.iter().cloned());
+        for view in batch.iter() {
+            all.push_view(view.series.clone(), &view);
+        }
+    }
+    all
 }
 
 struct SendScratch {
