@@ -18,7 +18,8 @@
 pub mod decode;
 pub mod validate;
 
-use std::collections::HashMap;
+// ahash: these maps are per request on the hot path; SipHash costs several times more.
+use ahash::AHashMap as HashMap;
 use std::sync::Arc;
 
 use crate::config::{RemoteWriteIngestConfig, SeriesLimits};

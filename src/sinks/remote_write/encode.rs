@@ -11,7 +11,8 @@
 //! per family per request. 2.0 `created_timestamp` has no 1.0 field and is not sent in 1.0.
 
 use std::borrow::Borrow;
-use std::collections::HashMap;
+// ahash: these maps are per request on the hot path; SipHash costs several times more.
+use ahash::AHashMap as HashMap;
 
 use prost::Message;
 
