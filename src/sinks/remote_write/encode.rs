@@ -132,12 +132,15 @@ pub fn write_v1_request<'a>(
     for chunk in chunks.clone() {
         out.extend_from_slice(&chunk.bytes);
     }
+    put_v1_metadata_once(out, chunks.into_iter().flat_map(|chunk| chunk.metadata.iter()));
+}
+
+/// Appends `WriteRequest.metadata` fields, one per family (the first entry of a family wins).
+fn put_v1_metadata_once<'a>(out: &mut Vec<u8>, metadata: impl Iterator<Item = &'a MetricMetadata>) {
     let mut seen: HashMap<&str, ()> = HashMap::new();
-    for chunk in chunks {
-        for meta in &chunk.metadata {
-            if seen.insert(meta.family.as_str(), ()).is_none() {
-                put_v1_metadata(out, meta);
-            }
+    for meta in metadata {
+        if seen.insert(meta.family.as_str(), ()).is_none() {
+            put_v1_metadata(out, meta);
         }
     }
 }
@@ -145,16 +148,17 @@ pub fn write_v1_request<'a>(
 /// Encodes a 1.0 `prometheus.WriteRequest` (before snappy) into `out`. Family metadata of the
 /// batches comes first, then families derived from 2.0 per-series metadata.
 pub fn encode_v1<B: Borrow<MetricBatch>>(batches: &[B], options: EncodeOptions, out: &mut Vec<u8>) {
-    let mut encoded = EncodedV1::default();
-    for batch in batches {
-        encoded.metadata.extend(batch.borrow().metadata.iter().cloned());
-    }
+    // Encode straight into `out` (no intermediate copy), then append the metadata.
+    let mut encoded = EncodedV1 { bytes: std::mem::take(out), ..EncodedV1::default() };
+    encoded.bytes.clear();
     for batch in batches {
         for view in batch.borrow().iter() {
             encoded.push(&view, options);
         }
     }
-    write_v1_request(std::iter::once(&encoded), out);
+    *out = std::mem::take(&mut encoded.bytes);
+    let family = batches.iter().flat_map(|b| b.borrow().metadata.iter());
+    put_v1_metadata_once(out, family.chain(encoded.metadata.iter()));
 }
 
 fn put_v1_series(out: &mut Vec<u8>, view: &SeriesView<'_>, options: EncodeOptions) {
