@@ -185,6 +185,24 @@ impl Target {
         })
     }
 
+    /// Calls `place(shard, series, data)` for every series of `batch` that survives
+    /// `write_relabel_configs`, counting the samples of those that do not into `dropped`.
+    fn route_series<'b>(
+        &self,
+        batch: &'b MetricBatch,
+        tally: &mut CacheTally,
+        dropped: &mut u64,
+        mut place: impl FnMut(usize, Arc<Series>, SeriesView<'b>),
+    ) {
+        let shard_count = self.shards.len() as u64;
+        for view in batch.iter() {
+            match self.relabel(view.series, tally) {
+                Some(series) => place((series.hash % shard_count) as usize, series, view),
+                None => *dropped += (view.samples.len() + view.histograms.len()) as u64,
+            }
+        }
+    }
+
     /// Relabels and shards `batch`, reserving queue capacity. Fails (nothing reserved) when a
     /// shard lacks room. For 1.0 targets the series are encoded here, split into chunks of at
     /// most `max_samples_per_send` items.
@@ -196,18 +214,13 @@ impl Target {
         if self.protocol_version == 1 {
             let mut open: Vec<EncodedV1> = (0..shard_count).map(|_| EncodedV1::default()).collect();
             open[0].metadata.extend(batch.metadata.iter().cloned());
-            for view in batch.iter() {
-                let Some(series) = self.relabel(view.series, &mut tally) else {
-                    dropped += (view.samples.len() + view.histograms.len()) as u64;
-                    continue;
-                };
-                let shard = (series.hash % shard_count as u64) as usize;
+            self.route_series(batch, &mut tally, &mut dropped, |shard, series, view| {
                 let chunk = &mut open[shard];
                 if chunk.items() > 0 && chunk.items() + view.items() > self.max_items {
                     payloads.push((shard, Payload::Encoded(std::mem::take(chunk))));
                 }
                 chunk.push(&SeriesView { series: &series, ..view }, self.options);
-            }
+            });
             for (shard, chunk) in open.into_iter().enumerate() {
                 if !chunk.is_empty() {
                     payloads.push((shard, Payload::Encoded(chunk)));
@@ -216,14 +229,9 @@ impl Target {
         } else {
             let mut per_shard: Vec<MetricBatch> = vec![MetricBatch::default(); shard_count];
             per_shard[0].metadata.extend(batch.metadata.iter().cloned());
-            for view in batch.iter() {
-                let Some(series) = self.relabel(view.series, &mut tally) else {
-                    dropped += (view.samples.len() + view.histograms.len()) as u64;
-                    continue;
-                };
-                let shard = (series.hash % shard_count as u64) as usize;
+            self.route_series(batch, &mut tally, &mut dropped, |shard, series, view| {
                 per_shard[shard].push_view(series, &view);
-            }
+            });
             payloads.extend(
                 per_shard
                     .into_iter()
