@@ -4,6 +4,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+
+/// mimalloc: batches are built on the request task and freed on a shard worker; measured faster
+/// than glibc malloc for that pattern (see BENCHMARKS.md).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use strata::config::Config;
 use strata::telemetry::{self, LogFormat};
 
