@@ -173,37 +173,24 @@ impl Rule {
 /// for `keepequal`, and an explicit empty `source_labels: []` for `labeldrop`; here fields are
 /// compared by value, so writing a default explicitly is accepted.
 fn disallowed_field(config: &RelabelConfig) -> Option<&'static str> {
-    match config.action {
+    let modulus = ("modulus", config.modulus != 0);
+    let separator = ("separator", config.separator != DEFAULT_SEPARATOR);
+    let replacement = ("replacement", config.replacement != DEFAULT_REPLACEMENT);
+    // Fields each action must leave at their defaults, in the order Prometheus checks them.
+    let checks: &[(&'static str, bool)] = match config.action {
         Action::KeepEqual | Action::DropEqual => {
-            if config.regex != DEFAULT_REGEX {
-                Some("regex")
-            } else if config.modulus != 0 {
-                Some("modulus")
-            } else if config.separator != DEFAULT_SEPARATOR {
-                Some("separator")
-            } else if config.replacement != DEFAULT_REPLACEMENT {
-                Some("replacement")
-            } else {
-                None
-            }
+            &[("regex", config.regex != DEFAULT_REGEX), modulus, separator, replacement]
         }
-        Action::LabelDrop | Action::LabelKeep => {
-            if !config.source_labels.is_empty() {
-                Some("source_labels")
-            } else if !config.target_label.is_empty() {
-                Some("target_label")
-            } else if config.modulus != 0 {
-                Some("modulus")
-            } else if config.separator != DEFAULT_SEPARATOR {
-                Some("separator")
-            } else if config.replacement != DEFAULT_REPLACEMENT {
-                Some("replacement")
-            } else {
-                None
-            }
-        }
-        _ => None,
-    }
+        Action::LabelDrop | Action::LabelKeep => &[
+            ("source_labels", !config.source_labels.is_empty()),
+            ("target_label", !config.target_label.is_empty()),
+            modulus,
+            separator,
+            replacement,
+        ],
+        _ => &[],
+    };
+    checks.iter().find(|(_, set)| *set).map(|(field, _)| *field)
 }
 
 #[cfg(test)]
