@@ -11,6 +11,17 @@ fn strata() -> Command {
     command
 }
 
+/// Runs `strata check config file` and fails naming `origin` (where the config came from).
+fn assert_check_config_ok(file: &Path, origin: &Path) {
+    let output = strata().args(["check", "config"]).arg(file).output().unwrap();
+    assert!(
+        output.status.success(),
+        "{}: {}",
+        origin.display(),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
 #[test]
 fn every_shipped_config_passes_check_config() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
@@ -18,13 +29,7 @@ fn every_shipped_config_passes_check_config() {
     for entry in std::fs::read_dir(&dir).unwrap() {
         let path = entry.unwrap().path();
         if path.extension().is_some_and(|e| e == "yml" || e == "yaml") {
-            let output = strata().args(["check", "config"]).arg(&path).output().unwrap();
-            assert!(
-                output.status.success(),
-                "{}: {}",
-                path.display(),
-                String::from_utf8_lossy(&output.stderr)
-            );
+            assert_check_config_ok(&path, &path);
             checked += 1;
         }
     }
@@ -138,13 +143,7 @@ fn configs_embedded_in_kubernetes_manifests_pass_check_config() {
             let Some(config) = value["data"]["strata.yml"].as_str() else { continue };
             let file = scratch.path().join(format!("embedded-{checked}.yml"));
             std::fs::write(&file, config).unwrap();
-            let output = strata().args(["check", "config"]).arg(&file).output().unwrap();
-            assert!(
-                output.status.success(),
-                "{}: {}",
-                path.display(),
-                String::from_utf8_lossy(&output.stderr)
-            );
+            assert_check_config_ok(&file, &path);
             checked += 1;
         }
     }
