@@ -5,7 +5,7 @@
 //! 2. the listener stops accepting and in-flight requests finish (graceful shutdown);
 //! 3. the router closes the forward queues; shard workers send what they hold;
 //! 4. if that takes longer than `server.shutdown_timeout`, workers stop retrying and count what
-//!    they drop (`strata_forward_samples_dropped_total{reason="shutdown"}`);
+//!    they drop (`strata_forward_items_dropped_total{reason="shutdown"}`);
 //! 5. exit 0.
 
 use std::sync::atomic::{AtomicBool, Ordering};

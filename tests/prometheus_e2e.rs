@@ -229,13 +229,13 @@ async fn remote_write_through_strata_relabels_and_forwards_every_sample() {
     .expect(
         "strata /metrics has strata_ingest_samples_received_total{protocol=\"remote_write_v1\"}",
     );
-    let dropped = sum_samples(&samples, "strata_ingest_samples_dropped_total", &[]).unwrap_or(0.0);
+    let dropped = sum_samples(&samples, "strata_ingest_items_dropped_total", &[]).unwrap_or(0.0);
     let dropped_relabel =
-        sum_samples(&samples, "strata_ingest_samples_dropped_total", &[("reason", "relabel")])
+        sum_samples(&samples, "strata_ingest_items_dropped_total", &[("reason", "relabel")])
             .unwrap_or(0.0);
     let drops_by_reason: Vec<_> = samples
         .iter()
-        .filter(|s| s.name == "strata_ingest_samples_dropped_total")
+        .filter(|s| s.name == "strata_ingest_items_dropped_total")
         .map(|s| (s.labels.clone(), s.value))
         .collect();
     eprintln!(

@@ -248,7 +248,7 @@ async fn bad_input_gets_the_right_status_and_the_daemon_keeps_serving() {
     let metrics = common::try_scrape(&strata.base).await.unwrap();
     let invalid = common::sum_samples(
         &metrics,
-        "strata_ingest_samples_dropped_total",
+        "strata_ingest_items_dropped_total",
         &[("reason", "invalid")],
     )
     .unwrap();

@@ -11,6 +11,7 @@
 //! contract; their names follow Prometheus' `remote_write` / `queue_config` where one exists.
 
 pub mod env;
+pub mod signals;
 pub mod units;
 
 use std::collections::BTreeMap;
@@ -21,6 +22,10 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::relabel::{NameValidation, RelabelConfig, Relabeler};
+pub use signals::{
+    Compression, LokiIngestConfig, LokiTarget, OtlpIngestConfig, OtlpLogsConfig, OtlpMetricsConfig,
+    OtlpProtocol, OtlpTarget, OtlpTranslationStrategy, ZipkinIngestConfig,
+};
 pub use units::{ByteSize, PromDuration};
 
 /// A config problem: where (dotted path, `[i]` for list items) and what.
@@ -96,10 +101,27 @@ impl Default for ServerConfig {
     }
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize)]
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct IngestConfig {
     pub remote_write: RemoteWriteIngestConfig,
+    pub loki: LokiIngestConfig,
+    pub otlp: OtlpIngestConfig,
+    pub zipkin: ZipkinIngestConfig,
+    /// Tenant of log and trace data that arrives without `X-Scope-OrgID` (Loki's `fake`).
+    pub default_tenant: String,
+}
+
+impl Default for IngestConfig {
+    fn default() -> Self {
+        Self {
+            remote_write: RemoteWriteIngestConfig::default(),
+            loki: LokiIngestConfig::default(),
+            otlp: OtlpIngestConfig::default(),
+            zipkin: ZipkinIngestConfig::default(),
+            default_tenant: crate::model::DEFAULT_TENANT.to_owned(),
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
@@ -155,6 +177,8 @@ impl Default for SeriesLimits {
 #[serde(deny_unknown_fields, default)]
 pub struct ForwardConfig {
     pub remote_write: Vec<RemoteWriteTarget>,
+    pub loki: Vec<LokiTarget>,
+    pub otlp: Vec<OtlpTarget>,
 }
 
 /// One remote-write destination, like a Prometheus `remote_write` entry.
@@ -191,7 +215,7 @@ pub struct RemoteWriteTarget {
 fn default_protocol_version() -> u8 {
     1
 }
-fn default_remote_timeout() -> PromDuration {
+pub(crate) fn default_remote_timeout() -> PromDuration {
     PromDuration::from_secs(30)
 }
 fn default_true() -> bool {
@@ -346,42 +370,42 @@ impl Config {
         {
             errors.push(ConfigError::new(format!("{base}.metric_relabel_configs"), e.to_string()));
         }
+        signals::validate_loki_ingest(&self.ingest.loki, errors);
+        signals::validate_otlp_ingest(&self.ingest.otlp, errors);
+        signals::validate_zipkin_ingest(&self.ingest.zipkin, errors);
+        let tenant = &self.ingest.default_tenant;
+        if tenant.is_empty() || http::HeaderValue::from_str(tenant).is_err() || tenant.contains('/')
+        {
+            errors.push(ConfigError::new(
+                "ingest.default_tenant",
+                format!("{tenant:?} is not a usable tenant id (non-empty, no '/', header-safe)"),
+            ));
+        }
     }
 
     fn validate_forward(&self, errors: &mut Vec<ConfigError>) {
-        let mut names = BTreeMap::new();
-        let validation = self.ingest.remote_write.label_name_validation;
-        for (index, target) in self.forward.remote_write.iter().enumerate() {
-            let base = format!("forward.remote_write[{index}]");
-            let name = target.display_name(index);
-            if let Some(previous) = names.insert(name.clone(), index) {
+        // Target names label metrics, so they are unique across every signal's targets.
+        let mut names: BTreeMap<String, String> = BTreeMap::new();
+        let mut check_name = |name: String, base: &str, errors: &mut Vec<ConfigError>| {
+            if let Some(previous) = names.insert(name.clone(), base.to_owned()) {
                 errors.push(ConfigError::new(
                     format!("{base}.name"),
-                    format!("{name:?} is already used by forward.remote_write[{previous}]"),
+                    format!("{name:?} is already used by {previous}"),
                 ));
             }
-            if !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
-                || name.is_empty()
+            if name.is_empty()
+                || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
             {
                 errors.push(ConfigError::new(
                     format!("{base}.name"),
                     format!("{name:?} may only contain letters, digits, '_' and '-'"),
                 ));
             }
-            match target.url.parse::<http::Uri>() {
-                Ok(uri) if uri.scheme_str() == Some("http") && uri.host().is_some() => {}
-                Ok(uri) if uri.scheme_str() == Some("https") => errors.push(ConfigError::new(
-                    format!("{base}.url"),
-                    format!(
-                        "{:?}: https is not supported yet; terminate TLS in front of the receiver",
-                        target.url
-                    ),
-                )),
-                _ => errors.push(ConfigError::new(
-                    format!("{base}.url"),
-                    format!("{:?} is not an absolute http:// URL", target.url),
-                )),
-            }
+        };
+        let validation = self.ingest.remote_write.label_name_validation;
+        for (index, target) in self.forward.remote_write.iter().enumerate() {
+            let base = format!("forward.remote_write[{index}]");
+            check_name(target.display_name(index), &base, errors);
             if !matches!(target.protocol_version, 1 | 2) {
                 errors.push(ConfigError::new(
                     format!("{base}.protocol_version"),
@@ -391,64 +415,39 @@ impl Config {
                     ),
                 ));
             }
-            let auth_kinds = [
-                target.basic_auth.is_some(),
-                target.bearer_token.is_some(),
-                target.bearer_token_file.is_some(),
-            ];
-            if auth_kinds.iter().filter(|set| **set).count() > 1 {
-                errors.push(ConfigError::new(
-                    base.clone(),
-                    "at most one of basic_auth, bearer_token and bearer_token_file may be set",
-                ));
-            }
-            if let Some(auth) = &target.basic_auth {
-                if auth.password.is_some() && auth.password_file.is_some() {
-                    errors.push(ConfigError::new(
-                        format!("{base}.basic_auth"),
-                        "at most one of password and password_file may be set",
-                    ));
-                }
-            }
-            for header in target.headers.keys() {
-                let lower = header.to_ascii_lowercase();
-                if http::HeaderName::from_bytes(header.as_bytes()).is_err() {
-                    errors.push(ConfigError::new(
-                        format!("{base}.headers"),
-                        format!("{header:?} is not a valid header name"),
-                    ));
-                } else if matches!(
-                    lower.as_str(),
-                    "authorization"
-                        | "content-encoding"
-                        | "content-type"
-                        | "x-prometheus-remote-write-version"
-                        | "user-agent"
-                        | "host"
-                        | "content-length"
-                ) {
-                    errors.push(ConfigError::new(
-                        format!("{base}.headers"),
-                        format!("{header:?} is set by strata and cannot be overridden"),
-                    ));
-                }
-            }
             if let Err(e) = Relabeler::with_validation(&target.write_relabel_configs, validation) {
                 errors
                     .push(ConfigError::new(format!("{base}.write_relabel_configs"), e.to_string()));
             }
-            validate_queue(&target.queue_config, &format!("{base}.queue_config"), errors);
-            if target.remote_timeout.get().is_zero() {
-                errors.push(ConfigError::new(
-                    format!("{base}.remote_timeout"),
-                    "must be greater than 0",
-                ));
-            }
+            signals::validate_http_target(
+                &signals::HttpTargetView {
+                    base,
+                    url: &target.url,
+                    headers: &target.headers,
+                    basic_auth: target.basic_auth.as_ref(),
+                    bearer_token: target.bearer_token.is_some(),
+                    bearer_token_file: target.bearer_token_file.is_some(),
+                    remote_timeout: target.remote_timeout,
+                    queue: &target.queue_config,
+                    reserved_headers: &["x-prometheus-remote-write-version"],
+                },
+                errors,
+            );
+        }
+        for (index, target) in self.forward.loki.iter().enumerate() {
+            let base = format!("forward.loki[{index}]");
+            check_name(target.display_name(index), &base, errors);
+            signals::validate_loki_target(target, base, errors);
+        }
+        for (index, target) in self.forward.otlp.iter().enumerate() {
+            let base = format!("forward.otlp[{index}]");
+            check_name(target.display_name(index), &base, errors);
+            signals::validate_otlp_target(target, base, errors);
         }
     }
 }
 
-fn validate_queue(queue: &QueueConfig, base: &str, errors: &mut Vec<ConfigError>) {
+pub(crate) fn validate_queue(queue: &QueueConfig, base: &str, errors: &mut Vec<ConfigError>) {
     for (name, value) in [
         ("capacity", queue.capacity),
         ("shards", queue.shards),

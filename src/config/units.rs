@@ -119,6 +119,13 @@ impl ByteSize {
     pub const fn mib(n: u64) -> Self {
         Self(n * 1024 * 1024)
     }
+    pub const fn kib(n: u64) -> Self {
+        Self(n * 1024)
+    }
+    /// `n` bytes (named so `ByteSize::bytes(0)` reads as a size, not an accessor).
+    pub const fn from_bytes(n: u64) -> Self {
+        Self(n)
+    }
     pub fn bytes(self) -> u64 {
         self.0
     }

@@ -32,6 +32,9 @@ pub enum IngestError {
     Decode { what: &'static str, detail: String },
     #[error("{0}")]
     Invalid(String),
+    /// Over a rate limit: 429, retry later.
+    #[error("{0}")]
+    RateLimited(String),
     #[error(transparent)]
     Route(#[from] crate::route::RouteError),
 }
@@ -44,6 +47,7 @@ impl IngestError {
             Self::BodyRead(_) | Self::Snappy(_) | Self::Decode { .. } | Self::Invalid(_) => {
                 ErrorKind::BadRequest
             }
+            Self::RateLimited(_) => ErrorKind::RateLimited,
             Self::Route(e) => e.kind(),
         }
     }

@@ -28,7 +28,7 @@ fn duration_histogram() -> Histogram {
     Histogram::new(exponential_buckets(0.0005, 2.0, 16))
 }
 
-/// Why ingest dropped samples (a bounded set; the `reason` label).
+/// Why ingest dropped items (samples, log entries, spans; a bounded set: the `reason` label).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum IngestDropReason {
     /// The series failed validation or a limit (the request got a 400).
@@ -37,20 +37,24 @@ pub enum IngestDropReason {
     Relabel,
     /// Relabeling left the series without a metric name.
     NoMetricName,
+    /// Over the tenant's ingestion rate (the request got a 429).
+    RateLimited,
 }
 
 impl IngestDropReason {
-    pub const ALL: [IngestDropReason; 3] = [Self::Invalid, Self::Relabel, Self::NoMetricName];
+    pub const ALL: [IngestDropReason; 4] =
+        [Self::Invalid, Self::Relabel, Self::NoMetricName, Self::RateLimited];
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Invalid => "invalid",
             Self::Relabel => "relabel",
             Self::NoMetricName => "no_metric_name",
+            Self::RateLimited => "rate_limited",
         }
     }
 }
 
-/// Why a forward target dropped samples (the `reason` label).
+/// Why a forward target dropped items (the `reason` label).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ForwardDropReason {
     /// `write_relabel_configs` dropped the series.
@@ -87,14 +91,19 @@ pub struct Catalog {
     ingest_histograms_received: CounterFamily,
     ingest_exemplars_received: CounterFamily,
     ingest_metadata_received: CounterFamily,
-    ingest_samples_dropped: CounterFamily,
+    ingest_log_entries_received: CounterFamily,
+    ingest_log_bytes_received: CounterFamily,
+    ingest_spans_received: CounterFamily,
+    ingest_items_dropped: CounterFamily,
     relabel_cache_hits: CounterFamily,
     relabel_cache_misses: CounterFamily,
     relabel_cache_entries: GaugeFamily,
     forward_samples_sent: CounterFamily,
     forward_histograms_sent: CounterFamily,
     forward_exemplars_sent: CounterFamily,
-    forward_samples_dropped: CounterFamily,
+    forward_log_entries_sent: CounterFamily,
+    forward_spans_sent: CounterFamily,
+    forward_items_dropped: CounterFamily,
     forward_requests: CounterFamily,
     forward_retries: CounterFamily,
     forward_request_duration: HistogramFamily,
@@ -203,11 +212,32 @@ impl Catalog {
                     "Metric metadata entries received.",
                     CounterFamily::default()
                 ),
-                ingest_samples_dropped: register!(
+                ingest_log_entries_received: register!(
                     r,
                     declared,
-                    "strata_ingest_samples_dropped",
-                    "Samples and histogram samples dropped at ingest, by reason.",
+                    "strata_ingest_log_entries_received",
+                    "Log entries received in decodable requests, before validation and relabeling.",
+                    CounterFamily::default()
+                ),
+                ingest_log_bytes_received: register!(
+                    r,
+                    declared,
+                    "strata_ingest_log_received_bytes",
+                    "Bytes of log lines and structured metadata received.",
+                    CounterFamily::default()
+                ),
+                ingest_spans_received: register!(
+                    r,
+                    declared,
+                    "strata_ingest_spans_received",
+                    "Spans received in decodable requests, before validation and relabeling.",
+                    CounterFamily::default()
+                ),
+                ingest_items_dropped: register!(
+                    r,
+                    declared,
+                    "strata_ingest_items_dropped",
+                    "Samples, histogram samples, log entries or spans dropped at ingest, by protocol and reason.",
                     CounterFamily::default()
                 ),
                 relabel_cache_hits: register!(
@@ -252,11 +282,25 @@ impl Catalog {
                     "Exemplars a forward target acknowledged with 2xx.",
                     CounterFamily::default()
                 ),
-                forward_samples_dropped: register!(
+                forward_log_entries_sent: register!(
                     r,
                     declared,
-                    "strata_forward_samples_dropped",
-                    "Samples and histogram samples a forward target dropped, by reason.",
+                    "strata_forward_log_entries_sent",
+                    "Log entries a forward target acknowledged with 2xx.",
+                    CounterFamily::default()
+                ),
+                forward_spans_sent: register!(
+                    r,
+                    declared,
+                    "strata_forward_spans_sent",
+                    "Spans a forward target acknowledged.",
+                    CounterFamily::default()
+                ),
+                forward_items_dropped: register!(
+                    r,
+                    declared,
+                    "strata_forward_items_dropped",
+                    "Samples, histogram samples, log entries or spans a forward target dropped, by reason.",
                     CounterFamily::default()
                 ),
                 forward_requests: register!(
@@ -283,28 +327,28 @@ impl Catalog {
                 forward_queue_pushed: register!(
                     r,
                     declared,
-                    "strata_forward_queue_pushed_samples",
-                    "Items (samples, histograms, exemplars) pushed into a target's queue.",
+                    "strata_forward_queue_pushed_items",
+                    "Items (samples, histograms and exemplars; log entries; spans) pushed into a target's queue.",
                     CounterFamily::default()
                 ),
                 forward_queue_popped: register!(
                     r,
                     declared,
-                    "strata_forward_queue_popped_samples",
+                    "strata_forward_queue_popped_items",
                     "Items taken off a target's queue (sent or dropped).",
                     CounterFamily::default()
                 ),
                 forward_queue_length: register!(
                     r,
                     declared,
-                    "strata_forward_queue_length_samples",
+                    "strata_forward_queue_length_items",
                     "Items currently queued for a target.",
                     GaugeFamily::default()
                 ),
                 forward_queue_capacity: register!(
                     r,
                     declared,
-                    "strata_forward_queue_capacity_samples",
+                    "strata_forward_queue_capacity_items",
                     "Items a target's queue can hold over all shards.",
                     GaugeFamily::default()
                 ),
@@ -342,7 +386,8 @@ impl Catalog {
         out
     }
 
-    /// Handles for one ingest protocol (`remote_write_v1`, `remote_write_v2`, ...).
+    /// Handles for one ingest protocol (`remote_write_v1`, `remote_write_v2`, `loki_push`,
+    /// `otlp_grpc`, `otlp_http`, `zipkin`).
     pub fn ingest(&self, protocol: &'static str) -> IngestMetrics {
         let p = vec![("protocol", protocol.to_owned())];
         IngestMetrics {
@@ -354,9 +399,14 @@ impl Catalog {
             histograms: self.ingest_histograms_received.get_or_create_owned(&p),
             exemplars: self.ingest_exemplars_received.get_or_create_owned(&p),
             metadata: self.ingest_metadata_received.get_or_create_owned(&p),
+            log_entries: self.ingest_log_entries_received.get_or_create_owned(&p),
+            log_bytes: self.ingest_log_bytes_received.get_or_create_owned(&p),
+            spans: self.ingest_spans_received.get_or_create_owned(&p),
             dropped: IngestDropReason::ALL.map(|reason| {
-                self.ingest_samples_dropped
-                    .get_or_create_owned(&vec![("reason", reason.as_str().to_owned())])
+                self.ingest_items_dropped.get_or_create_owned(&vec![
+                    ("protocol", protocol.to_owned()),
+                    ("reason", reason.as_str().to_owned()),
+                ])
             }),
         }
     }
@@ -379,8 +429,10 @@ impl Catalog {
             samples_sent: self.forward_samples_sent.get_or_create_owned(&t),
             histograms_sent: self.forward_histograms_sent.get_or_create_owned(&t),
             exemplars_sent: self.forward_exemplars_sent.get_or_create_owned(&t),
+            log_entries_sent: self.forward_log_entries_sent.get_or_create_owned(&t),
+            spans_sent: self.forward_spans_sent.get_or_create_owned(&t),
             dropped: ForwardDropReason::ALL.map(|reason| {
-                self.forward_samples_dropped.get_or_create_owned(&vec![
+                self.forward_items_dropped.get_or_create_owned(&vec![
                     ("target", target.to_owned()),
                     ("reason", reason.as_str().to_owned()),
                 ])
@@ -410,7 +462,10 @@ pub struct IngestMetrics {
     pub histograms: Counter,
     pub exemplars: Counter,
     pub metadata: Counter,
-    dropped: [Counter; 3],
+    pub log_entries: Counter,
+    pub log_bytes: Counter,
+    pub spans: Counter,
+    dropped: [Counter; 4],
 }
 
 impl IngestMetrics {
@@ -443,6 +498,8 @@ pub struct ForwardMetrics {
     pub samples_sent: Counter,
     pub histograms_sent: Counter,
     pub exemplars_sent: Counter,
+    pub log_entries_sent: Counter,
+    pub spans_sent: Counter,
     dropped: [Counter; 4],
     pub requests_success: Counter,
     pub requests_retry: Counter,

@@ -157,7 +157,12 @@ metric_relabel_configs:
     let text = catalog.encode_text();
     assert!(text.contains("strata_relabel_cache_misses_total{cache=\"ingest\"} 2"), "{text}");
     assert!(text.contains("strata_relabel_cache_hits_total{cache=\"ingest\"} 4"), "{text}");
-    assert!(text.contains("strata_ingest_samples_dropped_total{reason=\"relabel\"} 3"), "{text}");
+    assert!(
+        text.contains(
+            "strata_ingest_items_dropped_total{protocol=\"remote_write_v1\",reason=\"relabel\"} 3"
+        ),
+        "{text}"
+    );
     assert!(
         text.contains("strata_ingest_samples_received_total{protocol=\"remote_write_v1\"} 6"),
         "{text}"
@@ -177,7 +182,7 @@ fn relabeling_away_the_metric_name_drops_with_its_own_reason() {
     assert!(received.batch.is_empty());
     assert!(catalog
         .encode_text()
-        .contains("strata_ingest_samples_dropped_total{reason=\"no_metric_name\"} 1"));
+        .contains("strata_ingest_items_dropped_total{protocol=\"remote_write_v1\",reason=\"no_metric_name\"} 1"));
 }
 
 #[test]

@@ -183,7 +183,7 @@ async fn batches_respect_max_samples_and_keep_series_order() {
             assert_eq!(timestamps, expected, "{labels}: order per series must hold (v{version})");
         }
         assert_eq!(metric(&catalog, "strata_forward_samples_sent_total{target=\"t\"}"), 105.0);
-        assert_eq!(metric(&catalog, "strata_forward_queue_length_samples{target=\"t\"}"), 0.0);
+        assert_eq!(metric(&catalog, "strata_forward_queue_length_items{target=\"t\"}"), 0.0);
     }
 }
 
@@ -208,7 +208,7 @@ async fn retryable_failures_are_retried_and_4xx_dropped() {
     assert_eq!(receiver.requests.lock().unwrap().len(), 5, "3 retries, 1 rejection, 1 success");
     assert_eq!(metric(&catalog, "strata_forward_retries_total{target=\"t\"}"), 3.0);
     assert_eq!(
-        metric(&catalog, "strata_forward_samples_dropped_total{target=\"t\",reason=\"rejected\"}"),
+        metric(&catalog, "strata_forward_items_dropped_total{target=\"t\",reason=\"rejected\"}"),
         4.0
     );
     assert_eq!(metric(&catalog, "strata_forward_samples_sent_total{target=\"t\"}"), 4.0);
@@ -262,7 +262,7 @@ async fn shutdown_deadline_drops_and_counts() {
         tokio::time::timeout(Duration::from_secs(5), handle).await.unwrap().unwrap();
     }
     assert_eq!(
-        metric(&catalog, "strata_forward_samples_dropped_total{target=\"t\",reason=\"shutdown\"}"),
+        metric(&catalog, "strata_forward_items_dropped_total{target=\"t\",reason=\"shutdown\"}"),
         3.0
     );
 }
@@ -285,7 +285,7 @@ async fn write_relabel_configs_apply_per_target() {
     assert_eq!(labels.len(), 5);
     assert_eq!(labels[0], "__name__=m,s=005,via=strata");
     assert_eq!(
-        metric(&catalog, "strata_forward_samples_dropped_total{target=\"t\",reason=\"relabel\"}"),
+        metric(&catalog, "strata_forward_items_dropped_total{target=\"t\",reason=\"relabel\"}"),
         5.0
     );
 }
