@@ -24,7 +24,7 @@ use axum::Router;
 use crate::error::ErrorKind;
 use crate::ingest::remote_write::{self, Received, RemoteWriteIngest, Scratch, Version};
 use crate::ingest::{read_body_capped, IngestError};
-use crate::route::Router as Route;
+use crate::route::{Router as Route, Signal};
 use crate::telemetry::Catalog;
 
 /// Decoded bodies above this size are processed with `block_in_place`, so one huge request
@@ -147,7 +147,7 @@ async fn handle_remote_write(
     body: Body,
     content_length: Option<u64>,
 ) -> Result<Received, HandlerError> {
-    state.route.admit().await.map_err(|e| (e.into(), None))?;
+    state.route.admit(Signal::Metrics).await.map_err(|e| (e.into(), None))?;
     let compressed = read_body_capped(body, content_length, state.remote_write.max_body_size())
         .await
         .map_err(|e| (e, None))?;
@@ -157,7 +157,7 @@ async fn handle_remote_write(
         move || SCRATCH.with_borrow_mut(|scratch| ingest.receive(&compressed, version, scratch));
     let received =
         if blocking { tokio::task::block_in_place(work) } else { work() }.map_err(|e| (e, None))?;
-    if let Err(err) = state.route.submit(&received.batch).await {
+    if let Err(err) = state.route.submit_metrics(&received.batch).await {
         return Err((err.into(), None));
     }
     if let Some(message) = received.rejection_message() {
