@@ -76,6 +76,15 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// The OTLP/HTTP listener (`ingest.otlp.http_listen_address`, :4318 by default): the OTLP
+/// paths only, plus health.
+pub fn otlp_router(state: AppState) -> Router {
+    Router::new()
+        .route("/-/healthy", get(|| async { "Strata is Healthy.\n" }))
+        .fallback(|| async { text(StatusCode::NOT_FOUND, "not found\n".into()) })
+        .with_state(state)
+}
+
 async fn ready_handler(State(state): State<AppState>) -> Response {
     if state.ready.load(Ordering::Acquire) {
         text(StatusCode::OK, "Strata is Ready.\n".into())
