@@ -149,11 +149,15 @@ pub fn decode_message<T: OtlpRequest>(format: Format, body: Bytes) -> Result<T, 
 
 /// OTLP JSON → `T`: the serde derives first, the normalised document if they refuse it.
 pub fn decode_json<T: OtlpRequest>(body: &[u8]) -> Result<T, OtlpError> {
+    let error = |detail: String| OtlpError::Decode { what: T::NAME, format: "JSON", detail };
+    // serde would also build a message from a JSON array; the JSON mapping wants an object.
+    if body.iter().find(|b| !b.is_ascii_whitespace()).is_some_and(|b| *b != b'{') {
+        return Err(error("the request must be a JSON object".into()));
+    }
     let first_error = match serde_json::from_slice::<T>(body) {
         Ok(message) => return Ok(message),
         Err(err) => err,
     };
-    let error = |detail: String| OtlpError::Decode { what: T::NAME, format: "JSON", detail };
     // Not even JSON: report the parser's error (it has line and column).
     let Ok(mut document) = serde_json::from_slice::<Value>(body) else {
         return Err(error(first_error.to_string()));

@@ -153,6 +153,22 @@ enum ScopeBytes {
 }
 
 impl ScopeBytes {
+    /// Adds one field: `field` is a range of the body, inside `buf` (a message that starts at
+    /// body offset `base`). Empty until the first field; no field is empty (it has a key).
+    fn push(&mut self, field: Range<usize>, buf: &[u8], base: usize) {
+        let local = |range: &Range<usize>| &buf[range.start - base..range.end - base];
+        match self {
+            ScopeBytes::Run(run) if run.start == run.end => *run = field,
+            ScopeBytes::Run(run) if run.end == field.start => run.end = field.end,
+            ScopeBytes::Run(run) => {
+                let mut copied = local(run).to_vec();
+                copied.extend_from_slice(local(&field));
+                *self = ScopeBytes::Copied(copied);
+            }
+            ScopeBytes::Copied(copied) => copied.extend_from_slice(local(&field)),
+        }
+    }
+
     fn into_bytes(self, body: &Bytes) -> Bytes {
         match self {
             ScopeBytes::Run(run) => body.slice(run),
@@ -214,36 +230,12 @@ fn walk_resource_spans(
                 })?;
                 scope_index += 1;
                 let field_range = base + field_start..base + reader.position();
-                walked.scope_spans.push_from(field_range, buf, base);
+                walked.scope_spans.push(field_range, buf, base);
             }
             _ => reader.skip(wire_type)?,
         }
     }
     Ok(walked)
-}
-
-impl ScopeBytes {
-    /// [`push`](Self::push) for a field of `buf`, which starts at body offset `base`.
-    fn push_from(&mut self, field: Range<usize>, buf: &[u8], base: usize) {
-        match self {
-            ScopeBytes::Copied(copied) => {
-                copied.extend_from_slice(&buf[field.start - base..field.end - base])
-            }
-            ScopeBytes::Run(run) if run.is_empty() || run.end == field.start => {
-                if run.is_empty() {
-                    *run = field;
-                } else {
-                    run.end = field.end;
-                }
-            }
-            // A run earlier in this same message: copy it and the new field.
-            ScopeBytes::Run(run) => {
-                let mut copied = buf[run.start - base..run.end - base].to_vec();
-                copied.extend_from_slice(&buf[field.start - base..field.end - base]);
-                *self = ScopeBytes::Copied(copied);
-            }
-        }
-    }
 }
 
 /// Re-encodes `scope_spans` fields without the rejected spans (the rare path). A `ScopeSpans`
