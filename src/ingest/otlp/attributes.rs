@@ -284,6 +284,15 @@ impl ResourceRelabeler {
         })
     }
 
+    /// [`relabel`](Self::relabel) for callers that handle one resource at a time (a forward
+    /// target's resource rewrite): counts the cache hit or miss right away.
+    pub fn relabel_one(&self, resource: &Arc<TraceResource>) -> Option<Arc<TraceResource>> {
+        let mut tally = CacheTally::default();
+        let relabeled = self.relabel(resource, &mut tally);
+        self.record(tally);
+        relabeled
+    }
+
     /// Runs the rules on one resource, uncached: `None` = dropped, `Borrowed` = unchanged.
     pub fn relabel_resource<'a>(&self, resource: &'a Resource) -> Option<Cow<'a, Resource>> {
         let input = to_labels(&resource.attributes);

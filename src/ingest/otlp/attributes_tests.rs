@@ -142,6 +142,7 @@ fn empty_rules_return_the_same_resource() {
 
 #[test]
 fn rules_see_dotted_names_and_results_are_cached() {
+    let catalog = Catalog::new();
     let relabeler = ResourceRelabeler::new(
         &rules(
             r#"
@@ -155,7 +156,7 @@ fn rules_see_dotted_names_and_results_are_cached() {
 "#,
         ),
         10,
-        &Catalog::new(),
+        &catalog,
         "test",
     )
     .unwrap();
@@ -188,4 +189,8 @@ fn rules_see_dotted_names_and_results_are_cached() {
     assert!(Arc::ptr_eq(&again, &output), "a hit returns the cached result");
     assert_eq!((tally.hits, tally.misses), (1, 3));
     relabeler.record(tally);
+    assert!(Arc::ptr_eq(&relabeler.relabel_one(&kept).unwrap(), &output));
+    let text = catalog.encode_text();
+    assert!(text.contains(r#"strata_relabel_cache_hits_total{cache="test"} 2"#), "{text}");
+    assert!(text.contains(r#"strata_relabel_cache_misses_total{cache="test"} 3"#), "{text}");
 }

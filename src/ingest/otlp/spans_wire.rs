@@ -73,18 +73,17 @@ pub struct SpanSeen<'a> {
     pub name: &'a [u8],
 }
 
-/// Checks one `ScopeSpans` message; calls `on_span` with each span's index, its field bytes
-/// (key included, as in the body) and what was seen in it.
+/// Checks one `ScopeSpans` message (at nesting `depth`); calls `on_span` with each span's index
+/// and what was seen in it.
 pub fn check_scope_spans<'a>(
     buf: &'a [u8],
     base: usize,
     depth: usize,
-    mut on_span: impl FnMut(usize, &'a [u8], &SpanSeen<'a>),
+    mut on_span: impl FnMut(usize, &SpanSeen<'a>),
 ) -> Result<(), WireError> {
     let mut reader = Reader::new(buf, base);
     let mut index = 0;
     while !reader.is_empty() {
-        let field_start = reader.position();
         let (field, wire_type) = reader.key()?;
         match field {
             1 => message(&mut reader, wire_type, depth, check_scope)?,
@@ -92,7 +91,7 @@ pub fn check_scope_spans<'a>(
                 reader.expect(wire_type, LEN)?;
                 let (span, offset) = reader.bytes()?;
                 let seen = check_span(span, offset, depth + 1)?;
-                on_span(index, &buf[field_start..reader.position()], &seen);
+                on_span(index, &seen);
                 index += 1;
             }
             3 => string(&mut reader, wire_type)?,

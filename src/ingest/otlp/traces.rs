@@ -221,7 +221,7 @@ fn walk_resource_spans(
             2 => {
                 reader.expect(wire_type, LEN)?;
                 let (scope, offset) = reader.bytes()?;
-                check_scope_spans(scope, offset, 2, |span_index, _, seen| {
+                check_scope_spans(scope, offset, 2, |span_index, seen| {
                     walked.span_count += 1;
                     if let Some(defect) = span_defect(seen.trace_id, seen.span_id, seen.parent_span_id)
                     {
