@@ -83,14 +83,18 @@ fn span(index: usize) -> Span {
         text("server.address", "checkout.shop.svc.cluster.local"),
         int("server.port", 8080),
         text("network.protocol.version", "1.1"),
-        text("user_agent.original", "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 Chrome/124.0"),
+        text(
+            "user_agent.original",
+            "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 Chrome/124.0",
+        ),
         int("thread.id", 40 + (index % 8) as i64),
         text("thread.name", "http-nio-8080-exec-3"),
     ];
     if index % 5 == 0 {
         attributes.truncate(6);
         attributes.push(text("db.system", "postgresql"));
-        attributes.push(text("db.statement", "SELECT id, total FROM orders WHERE customer_id = $1"));
+        attributes
+            .push(text("db.statement", "SELECT id, total FROM orders WHERE customer_id = $1"));
         attributes.push(text("db.name", "orders"));
         attributes.push(text("net.peer.name", "orders-db.shop.svc.cluster.local"));
     }
@@ -199,11 +203,17 @@ resource_relabel_configs:
     let mut group = c.benchmark_group("otlp");
     group.throughput(Throughput::Elements(ITEMS as u64));
     group.bench_function("traces_protobuf", |b| {
-        b.iter(|| plain.traces_http(&tenant, protobuf, None, body.clone()).unwrap().batch.span_count())
+        b.iter(|| {
+            plain.traces_http(&tenant, protobuf, None, body.clone()).unwrap().batch.span_count()
+        })
     });
     group.bench_function("traces_protobuf_relabel", |b| {
         b.iter(|| {
-            relabeling.traces_http(&tenant, protobuf, None, body.clone()).unwrap().batch.span_count()
+            relabeling
+                .traces_http(&tenant, protobuf, None, body.clone())
+                .unwrap()
+                .batch
+                .span_count()
         })
     });
     group.bench_function("traces_json", |b| {

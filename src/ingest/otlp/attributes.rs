@@ -51,8 +51,8 @@ use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, KeyValue};
 use opentelemetry_proto::tonic::resource::v1::Resource;
 
 use crate::model::{Label, Labels, TraceResource};
-use crate::relabel::{CacheTally, NameValidation, RelabelConfig, RelabelError, Relabeler};
 use crate::relabel::SeriesCache;
+use crate::relabel::{CacheTally, NameValidation, RelabelConfig, RelabelError, Relabeler};
 use crate::telemetry::Catalog;
 
 /// The text form of an attribute value (see the module docs); borrows string values.

@@ -73,9 +73,7 @@ pub trait OtlpRequest: prost::Message + DeserializeOwned + Default {
     const NAME: &'static str;
 }
 
-impl OtlpRequest
-    for opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest
-{
+impl OtlpRequest for opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest {
     const NAME: &'static str = "ExportTraceServiceRequest";
 }
 impl OtlpRequest
@@ -266,8 +264,18 @@ fn normalise_base64(field: &mut Value) -> bool {
     if !text.contains(['-', '_']) && text.len() % 4 == 0 {
         return false;
     }
-    let mut standard: String =
-        text.chars().map(|c| if c == '-' { '+' } else if c == '_' { '/' } else { c }).collect();
+    let mut standard: String = text
+        .chars()
+        .map(|c| {
+            if c == '-' {
+                '+'
+            } else if c == '_' {
+                '/'
+            } else {
+                c
+            }
+        })
+        .collect();
     while standard.len() % 4 != 0 {
         standard.push('=');
     }

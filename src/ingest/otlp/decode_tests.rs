@@ -27,7 +27,10 @@ fn json<T: OtlpRequest>(text: &str) -> Result<T, OtlpError> {
 #[test]
 fn content_type_negotiation() {
     assert_eq!(Format::from_content_type(Some("application/x-protobuf")), Ok(Format::Protobuf));
-    assert_eq!(Format::from_content_type(Some("Application/JSON; charset=utf-8")), Ok(Format::Json));
+    assert_eq!(
+        Format::from_content_type(Some("Application/JSON; charset=utf-8")),
+        Ok(Format::Json)
+    );
     for bad in [None, Some(""), Some("text/plain"), Some("application/protobuf")] {
         let err = Format::from_content_type(bad).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::UnsupportedMediaType, "{bad:?}");
@@ -96,8 +99,7 @@ fn protobuf_bodies_decode_for_all_three_signals() {
     assert_eq!(decoded, logs);
     let metrics: ExportMetricsServiceRequest = json(METRICS_JSON).unwrap();
     let decoded: ExportMetricsServiceRequest =
-        decode_body(Format::Protobuf, None, Bytes::from(metrics.encode_to_vec()), 1 << 20)
-            .unwrap();
+        decode_body(Format::Protobuf, None, Bytes::from(metrics.encode_to_vec()), 1 << 20).unwrap();
     assert_eq!(decoded, metrics);
     let err = decode_body::<ExportLogsServiceRequest>(
         Format::Protobuf,
@@ -107,7 +109,10 @@ fn protobuf_bodies_decode_for_all_three_signals() {
     )
     .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::BadRequest);
-    assert!(err.to_string().starts_with("cannot decode ExportLogsServiceRequest (protobuf)"), "{err}");
+    assert!(
+        err.to_string().starts_with("cannot decode ExportLogsServiceRequest (protobuf)"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -136,7 +141,10 @@ fn spec_trace_example_decodes() {
     // Hex ids, upper case in the example.
     assert_eq!(
         span.trace_id,
-        [0x5B, 0x8E, 0xFF, 0xF7, 0x98, 0x03, 0x81, 0x03, 0xD2, 0x69, 0xB6, 0x33, 0x81, 0x3F, 0xC6, 0x0C]
+        [
+            0x5B, 0x8E, 0xFF, 0xF7, 0x98, 0x03, 0x81, 0x03, 0xD2, 0x69, 0xB6, 0x33, 0x81, 0x3F,
+            0xC6, 0x0C
+        ]
     );
     assert_eq!(span.span_id, [0xEE, 0xE1, 0x9B, 0x7E, 0xC3, 0xC1, 0xB1, 0x74]);
     assert_eq!(span.parent_span_id, [0xEE, 0xE1, 0x9B, 0x7E, 0xC3, 0xC1, 0xB1, 0x73]);
@@ -144,7 +152,10 @@ fn spec_trace_example_decodes() {
     assert_eq!(span.start_time_unix_nano, 1_544_712_660_000_000_000);
     assert_eq!(span.end_time_unix_nano, 1_544_712_661_000_000_000);
     assert_eq!(span.kind, 2);
-    assert_eq!(span.attributes[0].value.as_ref().unwrap().value, Some(V::StringValue("some value".into())));
+    assert_eq!(
+        span.attributes[0].value.as_ref().unwrap().value,
+        Some(V::StringValue("some value".into()))
+    );
 }
 
 #[test]
@@ -154,8 +165,11 @@ fn spec_logs_example_decodes_every_value_type() {
     assert_eq!(record.time_unix_nano, 1_544_712_660_300_000_000);
     assert_eq!(record.severity_text, "Information");
     assert_eq!(record.span_id, [0xEE, 0xE1, 0x9B, 0x7E, 0xC3, 0xC1, 0xB1, 0x74]);
-    let values: Vec<_> =
-        record.attributes.iter().map(|kv| kv.value.as_ref().unwrap().value.clone().unwrap()).collect();
+    let values: Vec<_> = record
+        .attributes
+        .iter()
+        .map(|kv| kv.value.as_ref().unwrap().value.clone().unwrap())
+        .collect();
     assert_eq!(values[0], V::StringValue("some string".into()));
     assert_eq!(values[1], V::BoolValue(true));
     assert_eq!(values[2], V::IntValue(10));
@@ -176,7 +190,10 @@ fn spec_metrics_example_decodes() {
     assert_eq!(sum.data_points[0].value, Some(number_data_point::Value::AsDouble(5.0)));
     let Some(Data::Histogram(histogram)) = &metrics[2].data else { panic!("{:?}", metrics[2]) };
     let point = &histogram.data_points[0];
-    assert_eq!((point.count, point.sum, point.min, point.max), (3, Some(3.0), Some(1.0), Some(1.0)));
+    assert_eq!(
+        (point.count, point.sum, point.min, point.max),
+        (3, Some(3.0), Some(1.0), Some(1.0))
+    );
     assert_eq!(point.bucket_counts, [1, 1, 1]);
     assert_eq!(point.explicit_bounds, [1.0]);
 }
@@ -201,7 +218,10 @@ fn sixty_four_bit_integers_as_strings_or_numbers() {
     let Some(Data::Sum(sum)) = &metrics[0].data else { panic!() };
     assert_eq!(sum.data_points[0].value, Some(number_data_point::Value::AsInt(-3)));
     assert_eq!(sum.data_points[0].time_unix_nano, 1_544_712_660_300_000_000);
-    assert_eq!(sum.data_points[0].attributes[0].value.as_ref().unwrap().value, Some(V::IntValue(i64::MAX)));
+    assert_eq!(
+        sum.data_points[0].attributes[0].value.as_ref().unwrap().value,
+        Some(V::IntValue(i64::MAX))
+    );
     let Some(Data::Histogram(histogram)) = &metrics[1].data else { panic!() };
     assert_eq!(histogram.data_points[0].count, 3);
     assert_eq!(histogram.data_points[0].bucket_counts, [1, 2]);
@@ -270,7 +290,10 @@ fn malformed_json_is_a_bad_request_naming_the_message() {
     ] {
         let err = json::<ExportTraceServiceRequest>(text).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::BadRequest, "{text}");
-        assert!(err.to_string().starts_with("cannot decode ExportTraceServiceRequest (JSON)"), "{err}");
+        assert!(
+            err.to_string().starts_with("cannot decode ExportTraceServiceRequest (JSON)"),
+            "{err}"
+        );
     }
     // An empty object is an empty request.
     assert_eq!(json::<ExportTraceServiceRequest>("{}").unwrap(), Default::default());

@@ -144,17 +144,10 @@ impl TraceService for Handlers {
     ) -> Result<Response<ExportTraceServiceResponse>, Status> {
         let tenant = tenant_of(&request, &self.ingest);
         let message = request.into_inner();
-        let spans = message
-            .resource_spans
-            .iter()
-            .flat_map(|r| &r.scope_spans)
-            .map(|s| s.spans.len())
-            .sum();
+        let spans =
+            message.resource_spans.iter().flat_map(|r| &r.scope_spans).map(|s| s.spans.len()).sum();
         let accepted = cpu_work(spans, || self.ingest.traces(&tenant, message));
-        self.route
-            .submit_traces(&accepted.batch)
-            .await
-            .map_err(|err| grpc_status(&err.into()))?;
+        self.route.submit_traces(&accepted.batch).await.map_err(|err| grpc_status(&err.into()))?;
         let partial_success = (accepted.rejected > 0).then(|| ExportTracePartialSuccess {
             rejected_spans: i64::try_from(accepted.rejected).unwrap_or(i64::MAX),
             error_message: accepted.message.unwrap_or_default(),
@@ -197,12 +190,11 @@ impl MetricsService for Handlers {
         let points = data_points(&message);
         let (batch, rejected, error_message) = cpu_work(points, || (self.translate)(&message));
         self.route.submit_metrics(&batch).await.map_err(|err| grpc_status(&err.into()))?;
-        let partial_success = (rejected > 0 || error_message.is_some()).then(|| {
-            ExportMetricsPartialSuccess {
+        let partial_success =
+            (rejected > 0 || error_message.is_some()).then(|| ExportMetricsPartialSuccess {
                 rejected_data_points: i64::try_from(rejected).unwrap_or(i64::MAX),
                 error_message: error_message.unwrap_or_default(),
-            }
-        });
+            });
         Ok(Response::new(ExportMetricsServiceResponse { partial_success }))
     }
 }
@@ -290,10 +282,9 @@ fn trailers_only_code(response: &mut http::Response<tonic::body::Body>) -> i32 {
     let Some(value) = response.headers().get("grpc-status") else { return Code::Ok as i32 };
     let code = value.to_str().ok().and_then(|v| v.parse::<i32>().ok()).unwrap_or(2);
     if code == Code::OutOfRange as i32 {
-        response.headers_mut().insert(
-            "grpc-status",
-            HeaderValue::from(Code::ResourceExhausted as i32),
-        );
+        response
+            .headers_mut()
+            .insert("grpc-status", HeaderValue::from(Code::ResourceExhausted as i32));
         return Code::ResourceExhausted as i32;
     }
     code

@@ -93,7 +93,9 @@ async fn traces_with_gzip_and_an_invalid_span_get_partial_success() {
     let partial = response.partial_success.unwrap();
     assert_eq!(partial.rejected_spans, 1);
     assert!(
-        partial.error_message.contains("resource_spans[0].scope_spans[0].spans[1]: span_id is all zeros"),
+        partial
+            .error_message
+            .contains("resource_spans[0].scope_spans[0].spans[1]: span_id is all zeros"),
         "{}",
         partial.error_message
     );
@@ -101,15 +103,21 @@ async fn traces_with_gzip_and_an_invalid_span_get_partial_success() {
     let response = client.export(traces(vec![span(3)])).await.unwrap().into_inner();
     assert_eq!(response.partial_success, None);
     let text = server.catalog.encode_text();
-    assert!(text.contains(r#"strata_ingest_spans_received_total{protocol="otlp_grpc"} 3"#), "{text}");
-    assert!(text.contains(r#"strata_ingest_requests_total{protocol="otlp_grpc",code="0"} 2"#), "{text}");
+    assert!(
+        text.contains(r#"strata_ingest_spans_received_total{protocol="otlp_grpc"} 3"#),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"strata_ingest_requests_total{protocol="otlp_grpc",code="0"} 2"#),
+        "{text}"
+    );
 }
 
 #[tokio::test]
 async fn logs_are_accepted() {
     let server = start(ByteSize::mib(4)).await;
-    let mut client =
-        LogsServiceClient::new(channel(server.addr).await).send_compressed(CompressionEncoding::Gzip);
+    let mut client = LogsServiceClient::new(channel(server.addr).await)
+        .send_compressed(CompressionEncoding::Gzip);
     let record = LogRecord {
         body: Some(AnyValue { value: Some(any_value::Value::StringValue("hello".into())) }),
         ..Default::default()
@@ -125,7 +133,10 @@ async fn logs_are_accepted() {
     let response = client.export(request).await.unwrap().into_inner();
     assert_eq!(response.partial_success, None);
     let text = server.catalog.encode_text();
-    assert!(text.contains(r#"strata_ingest_log_entries_received_total{protocol="otlp_grpc"} 3"#), "{text}");
+    assert!(
+        text.contains(r#"strata_ingest_log_entries_received_total{protocol="otlp_grpc"} 3"#),
+        "{text}"
+    );
 }
 
 #[tokio::test]
@@ -135,7 +146,10 @@ async fn metrics_go_through_the_plugged_in_translator() {
     let request = ExportMetricsServiceRequest { resource_metrics: vec![Default::default(); 2] };
     let response = client.export(request).await.unwrap().into_inner();
     let partial = response.partial_success.unwrap();
-    assert_eq!((partial.rejected_data_points, partial.error_message.as_str()), (2, "2 data points rejected"));
+    assert_eq!(
+        (partial.rejected_data_points, partial.error_message.as_str()),
+        (2, "2 data points rejected")
+    );
     assert_eq!(server.translated.load(Ordering::Relaxed), 1);
 }
 
@@ -148,14 +162,17 @@ async fn over_size_messages_are_resource_exhausted_compressed_or_not() {
     let status = plain.export(big.clone()).await.unwrap_err();
     assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
     assert!(status.get_details_retry_info().is_none(), "not retryable");
-    let mut zipped =
-        TraceServiceClient::new(channel(server.addr).await).send_compressed(CompressionEncoding::Gzip);
+    let mut zipped = TraceServiceClient::new(channel(server.addr).await)
+        .send_compressed(CompressionEncoding::Gzip);
     let status = zipped.export(big).await.unwrap_err();
     assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
     // A small one still goes through.
     zipped.export(traces(vec![span(1)])).await.unwrap();
     let text = server.catalog.encode_text();
-    assert!(text.contains(r#"strata_ingest_requests_total{protocol="otlp_grpc",code="8"} 2"#), "{text}");
+    assert!(
+        text.contains(r#"strata_ingest_requests_total{protocol="otlp_grpc",code="8"} 2"#),
+        "{text}"
+    );
 }
 
 #[tokio::test]
@@ -186,10 +203,12 @@ fn tenant_comes_from_metadata_or_the_default() {
 
 #[test]
 fn statuses_follow_the_otlp_table() {
-    let status = grpc_status(&OtlpError::Decode { what: "X", format: "protobuf", detail: "d".into() });
+    let status =
+        grpc_status(&OtlpError::Decode { what: "X", format: "protobuf", detail: "d".into() });
     assert_eq!(status.code(), Code::InvalidArgument);
     assert!(status.get_details_retry_info().is_none());
-    let status = grpc_status(&OtlpError::Route(crate::route::RouteError::QueueFull { target: "t".into() }));
+    let status =
+        grpc_status(&OtlpError::Route(crate::route::RouteError::QueueFull { target: "t".into() }));
     assert_eq!(status.code(), Code::Unavailable);
     assert!(status.get_details_retry_info().is_some());
     assert_eq!(grpc_status(&OtlpError::TooLarge { limit: 1 }).code(), Code::ResourceExhausted);

@@ -40,7 +40,9 @@ use opentelemetry_proto::tonic::resource::v1::Resource;
 
 use super::attributes::{render, ResourceRelabeler};
 use super::Accepted;
-use crate::model::{Label, LogBatch, LogEntry, Labels, Stream, StreamEntries, Tenant, TraceResource};
+use crate::model::{
+    Label, Labels, LogBatch, LogEntry, Stream, StreamEntries, Tenant, TraceResource,
+};
 use crate::relabel::CacheTally;
 use crate::telemetry::{IngestDropReason, IngestMetrics};
 
@@ -78,7 +80,10 @@ pub(super) struct Context<'a> {
 }
 
 /// Maps one request; see the module docs.
-pub(super) fn from_request(request: ExportLogsServiceRequest, cx: &Context<'_>) -> Accepted<LogBatch> {
+pub(super) fn from_request(
+    request: ExportLogsServiceRequest,
+    cx: &Context<'_>,
+) -> Accepted<LogBatch> {
     let mut batch = LogBatch::new(cx.tenant.clone());
     let mut streams: HashMap<Labels, usize> = HashMap::new();
     let mut tally = CacheTally::default();

@@ -23,7 +23,10 @@ impl Fixture {
             relabeler: ResourceRelabeler::new(&configs, 100, &catalog, "test").unwrap(),
             metrics: catalog.ingest("otlp_http"),
             tenant: "t".into(),
-            stream_attributes: LOKI_DEFAULT_STREAM_ATTRIBUTES.iter().map(|s| s.to_string()).collect(),
+            stream_attributes: LOKI_DEFAULT_STREAM_ATTRIBUTES
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
         }
     }
 
@@ -180,7 +183,10 @@ fn service_name_is_discovered_or_unknown() {
     };
     let accepted = custom.map(request);
     assert_eq!(&*accepted.batch.streams[0].stream.selector, r#"{k8s_pod_name="p"}"#);
-    assert_eq!(pairs(&accepted.batch.streams[0].entries[0].structured_metadata), [("service_name", "x")]);
+    assert_eq!(
+        pairs(&accepted.batch.streams[0].entries[0].structured_metadata),
+        [("service_name", "x")]
+    );
 }
 
 #[test]
@@ -201,7 +207,10 @@ fn lines_and_timestamps() {
     let entries = &accepted.batch.streams[0].entries;
     assert_eq!((entries[0].timestamp_ns, &entries[0].line[..]), (7, &b""[..]));
     assert_eq!(pairs(&entries[0].structured_metadata), [("observed_timestamp", "9")]);
-    assert_eq!((entries[1].timestamp_ns, &entries[1].line[..]), (NOW, &br#"{"msg":"hi","n":false}"#[..]));
+    assert_eq!(
+        (entries[1].timestamp_ns, &entries[1].line[..]),
+        (NOW, &br#"{"msg":"hi","n":false}"#[..])
+    );
     assert_eq!(entries[2].timestamp_ns, i64::MAX);
 }
 

@@ -255,7 +255,11 @@ impl OtlpIngest {
     }
 
     /// A decoded trace request (gRPC).
-    pub fn traces(&self, tenant: &Tenant, request: ExportTraceServiceRequest) -> Accepted<TraceBatch> {
+    pub fn traces(
+        &self,
+        tenant: &Tenant,
+        request: ExportTraceServiceRequest,
+    ) -> Accepted<TraceBatch> {
         traces::from_request(request, &self.trace_context(tenant, &self.grpc))
     }
 

@@ -35,7 +35,8 @@ fn traces_over_http_in_every_encoding_give_the_same_batch() {
     let request = from_json.batch.to_request().unwrap();
     assert_eq!(request, serde_json::from_str(TRACE_JSON).unwrap());
     let body = request.encode_to_vec();
-    let from_protobuf = ingest.traces_http(&tenant, PROTOBUF, None, Bytes::from(body.clone())).unwrap();
+    let from_protobuf =
+        ingest.traces_http(&tenant, PROTOBUF, None, Bytes::from(body.clone())).unwrap();
     let (body_gzip, json_gzip) = (gzip(&body), gzip(TRACE_JSON.as_bytes()));
     let sent = (TRACE_JSON.len() + body.len() + body_gzip.len() + json_gzip.len()) as u64;
     let from_gzip = ingest.traces_http(&tenant, PROTOBUF, Some("gzip"), body_gzip).unwrap();
@@ -50,7 +51,9 @@ fn traces_over_http_in_every_encoding_give_the_same_batch() {
     assert_eq!(ingest.http_metrics().spans.get(), 4);
     assert_eq!(ingest.grpc_metrics().spans.get(), 1);
     assert_eq!(ingest.http_metrics().bytes.get(), sent, "bodies are counted as sent");
-    assert!(catalog.encode_text().contains(r#"strata_ingest_spans_received_total{protocol="otlp_http"} 4"#));
+    assert!(catalog
+        .encode_text()
+        .contains(r#"strata_ingest_spans_received_total{protocol="otlp_http"} 4"#));
 }
 
 #[test]
@@ -71,7 +74,8 @@ fn unsupported_types_and_encodings_are_415_and_caps_413() {
     let err = ingest.traces_http(&tenant, JSON, Some("gzip"), gzip(padded.as_bytes())).unwrap_err();
     assert_eq!((err.kind(), err), (ErrorKind::TooLarge, OtlpError::TooLarge { limit: 300 }));
     assert_eq!(ingest.max_http_body_size(), 300);
-    let err = ingest.traces_http(&tenant, PROTOBUF, None, Bytes::from_static(&[0x0a, 9])).unwrap_err();
+    let err =
+        ingest.traces_http(&tenant, PROTOBUF, None, Bytes::from_static(&[0x0a, 9])).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::BadRequest);
 }
 
@@ -88,10 +92,7 @@ fn logs_over_http_in_both_encodings() {
         assert_eq!(accepted.batch.entry_count(), 1);
         assert_eq!(&*accepted.batch.streams[0].stream.selector, r#"{service_name="my.service"}"#);
     }
-    assert_eq!(
-        from_json.batch.streams[0].entries[0],
-        from_protobuf.batch.streams[0].entries[0]
-    );
+    assert_eq!(from_json.batch.streams[0].entries[0], from_protobuf.batch.streams[0].entries[0]);
     assert_eq!(ingest.http_metrics().log_entries.get(), 2);
     assert!(ingest.http_metrics().log_bytes.get() > 0);
     assert_eq!(ingest.logs(&tenant, request).batch.entry_count(), 1);
@@ -101,8 +102,9 @@ fn logs_over_http_in_both_encodings() {
 #[test]
 fn metrics_are_decoded_for_the_translator() {
     let (ingest, _) = ingest(OtlpIngestConfig::default());
-    let from_json =
-        ingest.decode_metrics_http(JSON, None, Bytes::from_static(METRICS_JSON.as_bytes())).unwrap();
+    let from_json = ingest
+        .decode_metrics_http(JSON, None, Bytes::from_static(METRICS_JSON.as_bytes()))
+        .unwrap();
     let body = from_json.encode_to_vec();
     let from_protobuf = ingest.decode_metrics_http(PROTOBUF, Some("gzip"), gzip(&body)).unwrap();
     assert_eq!(from_json, from_protobuf);
@@ -136,7 +138,9 @@ resource_relabel_configs:
         &*logs.unwrap().batch.streams[0].stream.selector,
         r#"{service_name="renamed-service"}"#
     );
-    assert!(catalog.encode_text().contains(r#"strata_relabel_cache_misses_total{cache="otlp_ingest"} 1"#));
+    assert!(catalog
+        .encode_text()
+        .contains(r#"strata_relabel_cache_misses_total{cache="otlp_ingest"} 1"#));
 }
 
 #[test]

@@ -55,7 +55,10 @@ struct Rejected {
 }
 
 /// Decodes, validates and relabels an uncompressed protobuf `ExportTraceServiceRequest`.
-pub(super) fn from_protobuf(body: &Bytes, cx: &Context<'_>) -> Result<Accepted<TraceBatch>, OtlpError> {
+pub(super) fn from_protobuf(
+    body: &Bytes,
+    cx: &Context<'_>,
+) -> Result<Accepted<TraceBatch>, OtlpError> {
     let decode_error = |err: WireError| OtlpError::Decode {
         what: REQUEST,
         format: "protobuf",
@@ -86,25 +89,34 @@ pub(super) fn from_protobuf(body: &Bytes, cx: &Context<'_>) -> Result<Accepted<T
             });
         })
         .map_err(decode_error)?;
+        // Decoded even when no span is kept: a resource that does not decode fails the request,
+        // as it would for a decoder of the whole message.
+        let resource = match walked.resource {
+            Some(range) => {
+                let encoded = body.slice(range);
+                let decoded =
+                    Resource::decode(encoded.clone()).map_err(|err| OtlpError::Decode {
+                        what: REQUEST,
+                        format: "protobuf",
+                        detail: format!("resource of resource_spans[{resource_index}]: {err}"),
+                    })?;
+                Some((decoded, encoded))
+            }
+            None => None,
+        };
         resource_index += 1;
         received += walked.span_count;
         let kept = walked.span_count - rejected.len();
         if kept == 0 {
             continue;
         }
-        let resource = match walked.resource {
-            Some(range) => {
-                let encoded = body.slice(range);
-                let decoded = Resource::decode(encoded.clone()).map_err(|err| OtlpError::Decode {
-                    what: REQUEST,
-                    format: "protobuf",
-                    detail: format!("resource of resource_spans[{}]: {err}", resource_index - 1),
-                })?;
+        let resource = Arc::new(match resource {
+            Some((resource, encoded)) => {
                 let hash = xxhash_rust::xxh3::xxh3_64(&encoded);
-                Arc::new(TraceResource { resource: decoded, encoded, hash })
+                TraceResource { resource, encoded, hash }
             }
-            None => Arc::new(TraceResource::new(Resource::default())),
-        };
+            None => TraceResource::new(Resource::default()),
+        });
         let Some(resource) = cx.relabeler.relabel(&resource, &mut tally) else {
             relabel_dropped += kept;
             continue;
@@ -223,7 +235,8 @@ fn walk_resource_spans(
                 let (scope, offset) = reader.bytes()?;
                 check_scope_spans(scope, offset, 2, |span_index, seen| {
                     walked.span_count += 1;
-                    if let Some(defect) = span_defect(seen.trace_id, seen.span_id, seen.parent_span_id)
+                    if let Some(defect) =
+                        span_defect(seen.trace_id, seen.span_id, seen.parent_span_id)
                     {
                         on_defect(scope_index, span_index, defect);
                     }
@@ -259,8 +272,7 @@ fn without_rejected(scope_spans: &[u8], rejected: &[Rejected]) -> Result<Vec<u8>
             reader.skip(wire_type)?;
             let raw = &scope[start..reader.position()];
             if field == 2 {
-                let drop =
-                    rejected.iter().any(|r| r.scope == scope_index && r.span == span_index);
+                let drop = rejected.iter().any(|r| r.scope == scope_index && r.span == span_index);
                 span_index += 1;
                 if drop {
                     continue;

@@ -148,7 +148,8 @@ fn invalid_spans_are_rejected_and_named_the_rest_accepted() {
 fn rejections_list_at_most_ten() {
     let fixture = Fixture::new("[]");
     let spans = (0..25).map(|_| otlp::Span { trace_id: vec![1; 3], ..span(1) }).collect();
-    let accepted = fixture.protobuf(&request(vec![resource_spans("a", vec![spans])]).encode_to_vec());
+    let accepted =
+        fixture.protobuf(&request(vec![resource_spans("a", vec![spans])]).encode_to_vec());
     let accepted = accepted.unwrap();
     assert_eq!(accepted.rejected, 25);
     assert!(accepted.batch.is_empty());
@@ -301,7 +302,12 @@ fn accepted_bodies_always_decode_with_prost() {
                 let request = accepted.batch.to_request().expect("accepted batch decodes");
                 assert!(ExportTraceServiceRequest::decode(mutated.as_slice()).is_ok());
                 assert_eq!(
-                    request.resource_spans.iter().flat_map(|r| &r.scope_spans).map(|s| s.spans.len()).sum::<usize>(),
+                    request
+                        .resource_spans
+                        .iter()
+                        .flat_map(|r| &r.scope_spans)
+                        .map(|s| s.spans.len())
+                        .sum::<usize>(),
                     accepted.batch.span_count()
                 );
                 for resource in &accepted.batch.resources {
@@ -312,4 +318,23 @@ fn accepted_bodies_always_decode_with_prost() {
         }
     }
     assert!(accepted_count > 100 && rejected_count > 100, "{accepted_count} {rejected_count}");
+}
+
+/// Found by fuzzing: a resource that does not decode must fail the request even when none of
+/// its spans is kept (a whole-message decoder would fail it too).
+#[test]
+fn an_undecodable_resource_fails_the_request_even_without_kept_spans() {
+    let fixture = Fixture::new("[]");
+    let mut invalid = span(1);
+    invalid.trace_id = vec![0; 16];
+    for spans in [vec![], vec![invalid]] {
+        let mut original = request(vec![resource_spans("zzzz", vec![spans])]);
+        original.resource_spans[0].scope_spans.retain(|s| !s.spans.is_empty());
+        let mut body = original.encode_to_vec();
+        let at = body.windows(4).position(|w| w == b"zzzz").unwrap();
+        body[at] = 0xc3; // a UTF-8 lead byte followed by ASCII
+        let err = fixture.protobuf(&body).unwrap_err();
+        assert!(err.to_string().contains("resource of resource_spans[0]"), "{err}");
+        assert!(ExportTraceServiceRequest::decode(body.as_slice()).is_err());
+    }
 }
