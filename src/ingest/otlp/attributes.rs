@@ -203,11 +203,10 @@ pub fn from_labels(original: &[KeyValue], labels: &Labels) -> Vec<KeyValue> {
             continue;
         }
         let rendered = render(attribute.value.as_ref());
-        if attribute.key.is_empty() || rendered.is_empty() {
-            if labels.get(&attribute.key).is_none() {
-                out.push(attribute.clone());
-                continue;
-            }
+        let never_a_label = attribute.key.is_empty() || rendered.is_empty();
+        if never_a_label && labels.get(&attribute.key).is_none() {
+            out.push(attribute.clone());
+            continue;
         }
         match labels.get(&attribute.key) {
             Some(value) if value == rendered => out.push(attribute.clone()),

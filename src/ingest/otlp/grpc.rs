@@ -68,7 +68,7 @@ const BLOCKING_ITEMS: usize = 20_000;
 /// The three OTLP services, ready to be served on `grpc_listen_address`.
 pub fn grpc_routes(
     ingest: Arc<OtlpIngest>,
-    route: Arc<Router>,
+    route: &Arc<Router>,
     translate: TranslateMetrics,
 ) -> Routes {
     let limit = ingest.max_grpc_message_size();

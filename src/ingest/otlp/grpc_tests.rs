@@ -36,7 +36,7 @@ async fn start(max_message: ByteSize) -> Server {
         let rejected = request.resource_metrics.len() as u64;
         (MetricBatch::default(), rejected, Some(format!("{rejected} data points rejected")))
     });
-    let routes = grpc_routes(ingest, route.clone(), translate);
+    let routes = grpc_routes(ingest, &route, translate);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(

@@ -150,7 +150,7 @@ fn stream_labels(attributes: &[KeyValue], stream_attributes: &[String]) -> (Labe
         .find(|kv| kv.key == "service.name")
         .is_some_and(|kv| !render(kv.value.as_ref()).is_empty());
     for attribute in attributes {
-        if !stream_attributes.iter().any(|name| *name == attribute.key) {
+        if !stream_attributes.contains(&attribute.key) {
             flatten(&attribute.key, attribute.value.as_ref(), "", &mut metadata);
             continue;
         }

@@ -12,9 +12,9 @@ const TRACE_JSON: &str = include_str!("testdata/trace.json");
 const LOGS_JSON: &str = include_str!("testdata/logs.json");
 const METRICS_JSON: &str = include_str!("testdata/metrics.json");
 
-fn ingest(config: OtlpIngestConfig) -> (OtlpIngest, Catalog) {
+fn ingest(config: &OtlpIngestConfig) -> (OtlpIngest, Catalog) {
     let catalog = Catalog::new();
-    (OtlpIngest::new(&config, "fake", &catalog).unwrap(), catalog)
+    (OtlpIngest::new(config, "fake", &catalog).unwrap(), catalog)
 }
 
 fn gzip(data: &[u8]) -> Bytes {
@@ -28,7 +28,7 @@ const JSON: Option<&str> = Some("application/json");
 
 #[test]
 fn traces_over_http_in_every_encoding_give_the_same_batch() {
-    let (ingest, catalog) = ingest(OtlpIngestConfig::default());
+    let (ingest, catalog) = ingest(&OtlpIngestConfig::default());
     let tenant: Tenant = "team-a".into();
     let from_json =
         ingest.traces_http(&tenant, JSON, None, Bytes::from_static(TRACE_JSON.as_bytes())).unwrap();
@@ -60,7 +60,7 @@ fn traces_over_http_in_every_encoding_give_the_same_batch() {
 fn unsupported_types_and_encodings_are_415_and_caps_413() {
     let config =
         OtlpIngestConfig { max_http_body_size: ByteSize::from_bytes(300), ..Default::default() };
-    let (ingest, _) = ingest(config);
+    let (ingest, _) = ingest(&config);
     let tenant: Tenant = "t".into();
     let body = Bytes::from_static(b"{}");
     let err = ingest.traces_http(&tenant, Some("text/plain"), None, body.clone()).unwrap_err();
@@ -81,7 +81,7 @@ fn unsupported_types_and_encodings_are_415_and_caps_413() {
 
 #[test]
 fn logs_over_http_in_both_encodings() {
-    let (ingest, _) = ingest(OtlpIngestConfig::default());
+    let (ingest, _) = ingest(&OtlpIngestConfig::default());
     let tenant: Tenant = "t".into();
     let from_json = ingest.logs_http(&tenant, JSON, None, Bytes::from_static(LOGS_JSON.as_bytes()));
     let from_json = from_json.unwrap();
@@ -101,7 +101,7 @@ fn logs_over_http_in_both_encodings() {
 
 #[test]
 fn metrics_are_decoded_for_the_translator() {
-    let (ingest, _) = ingest(OtlpIngestConfig::default());
+    let (ingest, _) = ingest(&OtlpIngestConfig::default());
     let from_json = ingest
         .decode_metrics_http(JSON, None, Bytes::from_static(METRICS_JSON.as_bytes()))
         .unwrap();
@@ -123,7 +123,7 @@ resource_relabel_configs:
 "#,
     )
     .unwrap();
-    let (ingest, catalog) = ingest(config);
+    let (ingest, catalog) = ingest(&config);
     let tenant: Tenant = "t".into();
     let traces = ingest.traces_http(&tenant, JSON, None, Bytes::from_static(TRACE_JSON.as_bytes()));
     let resource = &traces.unwrap().batch.resources[0].resource.resource;

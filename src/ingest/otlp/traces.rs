@@ -134,13 +134,13 @@ pub(super) fn from_protobuf(
         batch.resources.push(ResourceSpans { resource, schema_url, scope_spans, span_count: kept });
     }
     cx.relabeler.record(tally);
-    Ok(finish(batch, rejections, received, relabel_dropped, cx.metrics))
+    Ok(finish(batch, &rejections, received, relabel_dropped, cx.metrics))
 }
 
 /// Counts and wraps up one request.
 fn finish(
     batch: TraceBatch,
-    rejections: Rejections,
+    rejections: &Rejections,
     received: usize,
     relabel_dropped: usize,
     metrics: &IngestMetrics,
@@ -333,7 +333,7 @@ pub(super) fn from_request(
         });
         cx.relabeler.record(tally);
     }
-    finish(batch, rejections, received, relabel_dropped, cx.metrics)
+    finish(batch, &rejections, received, relabel_dropped, cx.metrics)
 }
 
 #[cfg(test)]
