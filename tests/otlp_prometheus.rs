@@ -53,7 +53,9 @@ const POLL: Duration = Duration::from_millis(250);
 const PROMETHEUS_253_BIN: &str =
     concat!(env!("CARGO_MANIFEST_DIR"), "/.peers/prometheus-trixie/usr/bin/prometheus");
 const NO_SCRAPES: &str = "global:\n  scrape_interval: 1m\nscrape_configs: []\n";
-const TRACE_ID: [u8; 16] = [0x4b, 0xf9, 0x2f, 0x35, 0x77, 0xb3, 0x4d, 0xa6, 0xa3, 0xce, 0x92, 0x9d, 0x0e, 0x0e, 0x47, 0x36];
+const TRACE_ID: [u8; 16] = [
+    0x4b, 0xf9, 0x2f, 0x35, 0x77, 0xb3, 0x4d, 0xa6, 0xa3, 0xce, 0x92, 0x9d, 0x0e, 0x0e, 0x47, 0x36,
+];
 
 fn kv(key: &str, value: &str) -> KeyValue {
     KeyValue {
@@ -63,7 +65,11 @@ fn kv(key: &str, value: &str) -> KeyValue {
     }
 }
 
-fn number(t_ns: u64, value: number_data_point::Value, attributes: Vec<KeyValue>) -> NumberDataPoint {
+fn number(
+    t_ns: u64,
+    value: number_data_point::Value,
+    attributes: Vec<KeyValue>,
+) -> NumberDataPoint {
     NumberDataPoint {
         attributes,
         start_time_unix_nano: t_ns - 60_000_000_000,
@@ -74,14 +80,41 @@ fn number(t_ns: u64, value: number_data_point::Value, attributes: Vec<KeyValue>)
 }
 
 fn metric(name: &str, unit: &str, data: Data) -> Metric {
-    Metric { name: name.into(), unit: unit.into(), description: format!("{name} (test)"), data: Some(data), ..Default::default() }
+    Metric {
+        name: name.into(),
+        unit: unit.into(),
+        description: format!("{name} (test)"),
+        data: Some(data),
+        ..Default::default()
+    }
 }
 
-fn sum(name: &str, unit: &str, monotonic: bool, temporality: AggregationTemporality, points: Vec<NumberDataPoint>) -> Metric {
-    metric(name, unit, Data::Sum(Sum { data_points: points, aggregation_temporality: temporality as i32, is_monotonic: monotonic }))
+fn sum(
+    name: &str,
+    unit: &str,
+    monotonic: bool,
+    temporality: AggregationTemporality,
+    points: Vec<NumberDataPoint>,
+) -> Metric {
+    metric(
+        name,
+        unit,
+        Data::Sum(Sum {
+            data_points: points,
+            aggregation_temporality: temporality as i32,
+            is_monotonic: monotonic,
+        }),
+    )
 }
 
-fn exponential(name: &str, t_ns: u64, scale: i32, offset: i32, counts: Vec<u64>, sum: f64) -> Metric {
+fn exponential(
+    name: &str,
+    t_ns: u64,
+    scale: i32,
+    offset: i32,
+    counts: Vec<u64>,
+    sum: f64,
+) -> Metric {
     let count = counts.iter().sum::<u64>() + 1;
     let point = ExponentialHistogramDataPoint {
         time_unix_nano: t_ns,
@@ -94,7 +127,14 @@ fn exponential(name: &str, t_ns: u64, scale: i32, offset: i32, counts: Vec<u64>,
         ..Default::default()
     };
     let cumulative = AggregationTemporality::Cumulative as i32;
-    metric(name, "By", Data::ExponentialHistogram(ExponentialHistogram { data_points: vec![point], aggregation_temporality: cumulative }))
+    metric(
+        name,
+        "By",
+        Data::ExponentialHistogram(ExponentialHistogram {
+            data_points: vec![point],
+            aggregation_temporality: cumulative,
+        }),
+    )
 }
 
 /// The OTLP request of the test, all points at `t_ns`.
@@ -123,14 +163,28 @@ fn otlp_request(t_ns: u64) -> ExportMetricsServiceRequest {
             "system.memory.usage",
             "By",
             Data::Gauge(Gauge {
-                data_points: vec![number(t_ns, AsInt(2048), vec![kv("state", "used"), kv("http.method", "GET"), kv("0numeric", "x")])],
+                data_points: vec![number(
+                    t_ns,
+                    AsInt(2048),
+                    vec![kv("state", "used"), kv("http.method", "GET"), kv("0numeric", "x")],
+                )],
             }),
         ),
         sum("http.server.requests", "{requests}", true, cumulative, vec![requests]),
         sum("process.cpu.time", "ms", true, cumulative, vec![number(t_ns, AsDouble(5.5), vec![])]),
         sum("jobs.done", "", true, cumulative, vec![number(t_ns, AsInt(7), vec![])]),
-        sum("active.connections", "{connections}", false, cumulative, vec![number(t_ns, AsInt(3), vec![])]),
-        metric("cpu.utilization", "1", Data::Gauge(Gauge { data_points: vec![number(t_ns, AsDouble(0.25), vec![])] })),
+        sum(
+            "active.connections",
+            "{connections}",
+            false,
+            cumulative,
+            vec![number(t_ns, AsInt(3), vec![])],
+        ),
+        metric(
+            "cpu.utilization",
+            "1",
+            Data::Gauge(Gauge { data_points: vec![number(t_ns, AsDouble(0.25), vec![])] }),
+        ),
         metric(
             "http.server.duration",
             "ms",
@@ -166,17 +220,28 @@ fn otlp_request(t_ns: u64) -> ExportMetricsServiceRequest {
         ),
         exponential("http.request.size", t_ns, 3, 2, vec![1, 0, 3], 100.0),
         exponential("http.response.size", t_ns, 10, 0, vec![1; 8], 64.0),
-        sum("events.delta", "", true, AggregationTemporality::Delta, vec![number(t_ns, AsInt(1), vec![])]),
+        sum(
+            "events.delta",
+            "",
+            true,
+            AggregationTemporality::Delta,
+            vec![number(t_ns, AsInt(1), vec![])],
+        ),
     ];
     let batch = vec![kv("service.name", "batch")];
-    let queue =
-        metric("queue.length", "{items}", Data::Gauge(Gauge { data_points: vec![number(t_ns, AsInt(9), vec![])] }));
+    let queue = metric(
+        "queue.length",
+        "{items}",
+        Data::Gauge(Gauge { data_points: vec![number(t_ns, AsInt(9), vec![])] }),
+    );
     let resource = |attributes: Vec<KeyValue>, metrics: Vec<Metric>| ResourceMetrics {
         resource: Some(Resource { attributes, ..Default::default() }),
         scope_metrics: vec![ScopeMetrics { metrics, ..Default::default() }],
         ..Default::default()
     };
-    ExportMetricsServiceRequest { resource_metrics: vec![resource(checkout, metrics), resource(batch, vec![queue])] }
+    ExportMetricsServiceRequest {
+        resource_metrics: vec![resource(checkout, metrics), resource(batch, vec![queue])],
+    }
 }
 
 /// The series Prometheus 2.53's OTLP translation makes of [`otlp_request`], written from its
@@ -206,7 +271,9 @@ fn expected_series() -> BTreeSet<String> {
     .into_iter()
     .collect();
     for le in ["5", "10", "100", "+Inf"] {
-        out.insert(format!(r#"http_server_duration_milliseconds_bucket{{http_route="/cart", {ids}, le="{le}"}}"#));
+        out.insert(format!(
+            r#"http_server_duration_milliseconds_bucket{{http_route="/cart", {ids}, le="{le}"}}"#
+        ));
     }
     out
 }
@@ -214,19 +281,24 @@ fn expected_series() -> BTreeSet<String> {
 /// `name{a="1", b="2"}` of a label map (same form as `Labels`' `Display`).
 fn text_form(labels: &BTreeMap<String, String>) -> String {
     let name = labels.get("__name__").cloned().unwrap_or_default();
-    let rest: Vec<String> =
-        labels.iter().filter(|(k, _)| *k != "__name__").map(|(k, v)| format!("{k}={v:?}")).collect();
+    let rest: Vec<String> = labels
+        .iter()
+        .filter(|(k, _)| *k != "__name__")
+        .map(|(k, v)| format!("{k}={v:?}"))
+        .collect();
     format!("{name}{{{}}}", rest.join(", "))
 }
 
 async fn get_json(url: &str, query: &[(&str, String)]) -> Result<serde_json::Value, String> {
-    let resp = http_client().get(url).query(query).send().await.map_err(|e| format!("GET {url}: {e}"))?;
+    let resp =
+        http_client().get(url).query(query).send().await.map_err(|e| format!("GET {url}: {e}"))?;
     let status = resp.status();
     let body = resp.text().await.map_err(|e| format!("GET {url}: {e}"))?;
     if !status.is_success() {
         return Err(format!("GET {url} {query:?}: {status}: {body}"));
     }
-    let json: serde_json::Value = serde_json::from_str(&body).map_err(|e| format!("bad JSON from {url}: {e}: {body}"))?;
+    let json: serde_json::Value =
+        serde_json::from_str(&body).map_err(|e| format!("bad JSON from {url}: {e}: {body}"))?;
     if json["status"] != "success" {
         return Err(format!("GET {url} {query:?}: {body}"));
     }
@@ -235,23 +307,36 @@ async fn get_json(url: &str, query: &[(&str, String)]) -> Result<serde_json::Val
 
 /// Every series Prometheus has, in text form.
 async fn prometheus_series(base: &str) -> Result<BTreeSet<String>, String> {
-    let json = get_json(&format!("{base}/api/v1/series"), &[("match[]", r#"{__name__=~".+"}"#.to_owned())]).await?;
+    let json = get_json(
+        &format!("{base}/api/v1/series"),
+        &[("match[]", r#"{__name__=~".+"}"#.to_owned())],
+    )
+    .await?;
     let series = json["data"].as_array().ok_or_else(|| format!("no data array: {json}"))?;
     Ok(series
         .iter()
         .map(|s| {
             let labels = s.as_object().into_iter().flatten();
-            text_form(&labels.map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_owned())).collect())
+            text_form(
+                &labels
+                    .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_owned()))
+                    .collect(),
+            )
         })
         .collect())
 }
 
 /// The single result of an instant query at `time_s`.
 async fn query_one(base: &str, expr: &str, time_s: f64) -> serde_json::Value {
-    let json = get_json(&format!("{base}/api/v1/query"), &[("query", expr.to_owned()), ("time", format!("{time_s:.3}"))])
-        .await
-        .unwrap_or_else(|e| panic!("query {expr}: {e}"));
-    let result = json["data"]["result"].as_array().unwrap_or_else(|| panic!("{expr}: no result array: {json}"));
+    let json = get_json(
+        &format!("{base}/api/v1/query"),
+        &[("query", expr.to_owned()), ("time", format!("{time_s:.3}"))],
+    )
+    .await
+    .unwrap_or_else(|e| panic!("query {expr}: {e}"));
+    let result = json["data"]["result"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{expr}: no result array: {json}"));
     assert_eq!(result.len(), 1, "{expr}: expected one result: {json}");
     result[0].clone()
 }
@@ -264,7 +349,9 @@ async fn query_value(base: &str, expr: &str, time_s: f64) -> f64 {
 
 #[tokio::test]
 async fn otlp_translation_is_stored_by_prometheus_2_53_as_its_rules_say() {
-    let Some(bin) = require_peer("prometheus 2.53", "STRATA_TEST_PROMETHEUS_253", &[PROMETHEUS_253_BIN]) else {
+    let Some(bin) =
+        require_peer("prometheus 2.53", "STRATA_TEST_PROMETHEUS_253", &[PROMETHEUS_253_BIN])
+    else {
         return;
     };
     let prom = spawn_prometheus(
@@ -272,29 +359,42 @@ async fn otlp_translation_is_stored_by_prometheus_2_53_as_its_rules_say() {
         "prometheus_253",
         free_port(),
         NO_SCRAPES,
-        &["--web.enable-remote-write-receiver", "--enable-feature=native-histograms,exemplar-storage"],
+        &[
+            "--web.enable-remote-write-receiver",
+            "--enable-feature=native-histograms,exemplar-storage",
+        ],
     );
     let base = prom.base();
     wait_http_ok(&prom.guard, &format!("{base}/-/ready"), WAIT).await;
 
     // Near now, or the TSDB rejects the samples as out of bounds.
-    let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).expect("clock after 1970").as_millis() as i64;
+    let now_ms =
+        SystemTime::now().duration_since(UNIX_EPOCH).expect("clock after 1970").as_millis() as i64;
     let t_ms = now_ms - 5_000;
     let t_ns = t_ms as u64 * 1_000_000 + 123_456;
     let t_s = t_ms as f64 / 1000.0;
 
     // 1. Strata's translation has exactly the series 2.53's rules give.
     let translated = translate(&otlp_request(t_ns), &OtlpMetricsConfig::default(), now_ms);
-    assert_eq!(translated.rejected_points, 1, "only the delta sum is rejected: {:?}", translated.errors);
+    assert_eq!(
+        translated.rejected_points, 1,
+        "only the delta sum is rejected: {:?}",
+        translated.errors
+    );
     assert!(translated.errors[0].contains("\"events.delta\""), "{:?}", translated.errors);
-    let strata_series: BTreeSet<String> = translated.batch.iter().map(|v| v.series.labels.to_string()).collect();
+    let strata_series: BTreeSet<String> =
+        translated.batch.iter().map(|v| v.series.labels.to_string()).collect();
     assert_eq!(strata_series, expected_series(), "strata's series (left) vs 2.53's rules (right)");
     assert_eq!(translated.batch.histogram_count(), 2);
     assert_eq!(translated.batch.exemplar_count(), 1);
 
     // 2. Prometheus accepts all of it and stores exactly that set (it scrapes nothing).
     let mut body = Vec::new();
-    encode_v1(&[&translated.batch], EncodeOptions { send_exemplars: true, send_native_histograms: true }, &mut body);
+    encode_v1(
+        &[&translated.batch],
+        EncodeOptions { send_exemplars: true, send_native_histograms: true },
+        &mut body,
+    );
     let compressed = snap::raw::Encoder::new().compress_vec(&body).expect("snappy");
     let resp = http_client()
         .post(format!("{base}/api/v1/write"))
@@ -306,7 +406,11 @@ async fn otlp_translation_is_stored_by_prometheus_2_53_as_its_rules_say() {
         .await
         .expect("remote write to prometheus");
     let status = resp.status();
-    assert!(status.is_success(), "prometheus refused the batch: {status}: {}", resp.text().await.unwrap_or_default());
+    assert!(
+        status.is_success(),
+        "prometheus refused the batch: {status}: {}",
+        resp.text().await.unwrap_or_default()
+    );
 
     let stored = wait_until("all series in prometheus", WAIT, POLL, || async {
         prom.guard.assert_running();
@@ -342,16 +446,21 @@ async fn otlp_translation_is_stored_by_prometheus_2_53_as_its_rules_say() {
     // Native histogram buckets: OTLP scale 3, offset 2, counts [1, 0, 3] are the buckets
     // (2^(2/8), 2^(3/8)] = 1 and (2^(4/8), 2^(5/8)] = 3 (OTLP bucket i is (b^i, b^(i+1)]).
     let result = query_one(&base, "http_request_size_bytes", t_s).await;
-    let buckets = result["histogram"][1]["buckets"].as_array().unwrap_or_else(|| panic!("no buckets: {result}"));
+    let buckets = result["histogram"][1]["buckets"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no buckets: {result}"));
     let parsed: Vec<(f64, f64, f64)> = buckets
         .iter()
         .map(|b| {
-            let num = |i: usize| b[i].as_str().and_then(|s| s.parse::<f64>().ok()).unwrap_or(f64::NAN);
+            let num =
+                |i: usize| b[i].as_str().and_then(|s| s.parse::<f64>().ok()).unwrap_or(f64::NAN);
             (num(1), num(2), num(3))
         })
         .collect();
     let close = |a: f64, b: f64| (a - b).abs() < 1e-9;
-    for (lower, upper, count) in [(2f64.powf(0.25), 2f64.powf(0.375), 1.0), (2f64.powf(0.5), 2f64.powf(0.625), 3.0)] {
+    for (lower, upper, count) in
+        [(2f64.powf(0.25), 2f64.powf(0.375), 1.0), (2f64.powf(0.5), 2f64.powf(0.625), 3.0)]
+    {
         assert!(
             parsed.iter().any(|(l, u, c)| close(*l, lower) && close(*u, upper) && *c == count),
             "bucket ({lower}, {upper}] = {count} missing from {parsed:?}"

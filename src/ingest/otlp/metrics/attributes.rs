@@ -67,7 +67,9 @@ impl ResourceLabels {
         let mut promoted: Vec<(&str, String)> = config
             .promote_resource_attributes
             .iter()
-            .filter_map(|key| Some((key.as_str(), value_as_string(get(resource, key)?.value.as_ref()))))
+            .filter_map(|key| {
+                Some((key.as_str(), value_as_string(get(resource, key)?.value.as_ref())))
+            })
             .collect();
         promoted.sort_by(|a, b| a.0.cmp(b.0));
         let strategy = config.translation_strategy;
@@ -77,7 +79,11 @@ impl ResourceLabels {
     }
 
     /// The labels of a data point with `attributes` (no metric name yet).
-    pub fn base_labels(&self, attributes: &[KeyValue], strategy: OtlpTranslationStrategy) -> LabelMap {
+    pub fn base_labels(
+        &self,
+        attributes: &[KeyValue],
+        strategy: OtlpTranslationStrategy,
+    ) -> LabelMap {
         let mut labels = attribute_labels(attributes, &[], strategy);
         for (name, value) in &self.promoted {
             labels.entry(name.clone()).or_insert_with(|| value.clone());
@@ -97,12 +103,18 @@ impl ResourceLabels {
 
     /// The labels of the resource's `target_info` series (without the metric name), or `None`
     /// when Prometheus would not make one.
-    pub fn target_info_labels(&self, resource: &[KeyValue], config: &OtlpMetricsConfig) -> Option<LabelMap> {
-        let identifying = resource.iter().filter(|kv| IDENTIFYING.contains(&kv.key.as_str())).count();
+    pub fn target_info_labels(
+        &self,
+        resource: &[KeyValue],
+        config: &OtlpMetricsConfig,
+    ) -> Option<LabelMap> {
+        let identifying =
+            resource.iter().filter(|kv| IDENTIFYING.contains(&kv.key.as_str())).count();
         if resource.len() == identifying {
             return None;
         }
-        let ignored: &[&str] = if config.keep_identifying_resource_attributes { &[] } else { &IDENTIFYING };
+        let ignored: &[&str] =
+            if config.keep_identifying_resource_attributes { &[] } else { &IDENTIFYING };
         let mut labels = attribute_labels(resource, ignored, config.translation_strategy);
         self.set_job_and_instance(&mut labels);
         // Presence decides, as in Prometheus, even if the value is empty.
@@ -113,7 +125,11 @@ impl ResourceLabels {
 
 /// Attributes (minus `ignored` keys) as labels: sorted by original key, renamed, colliding
 /// values joined with `;`. Attributes whose key renames to nothing are left out.
-fn attribute_labels(attributes: &[KeyValue], ignored: &[&str], strategy: OtlpTranslationStrategy) -> LabelMap {
+fn attribute_labels(
+    attributes: &[KeyValue],
+    ignored: &[&str],
+    strategy: OtlpTranslationStrategy,
+) -> LabelMap {
     let mut sorted: Vec<&KeyValue> =
         attributes.iter().filter(|kv| !ignored.contains(&kv.key.as_str())).collect();
     sorted.sort_by(|a, b| a.key.cmp(&b.key));
@@ -244,7 +260,9 @@ fn write_json_string(out: &mut String, s: &str) {
             '\n' => out.push_str("\\n"),
             '\r' => out.push_str("\\r"),
             '\t' => out.push_str("\\t"),
-            '<' | '>' | '&' | '\u{2028}' | '\u{2029}' => out.push_str(&format!("\\u{:04x}", c as u32)),
+            '<' | '>' | '&' | '\u{2028}' | '\u{2029}' => {
+                out.push_str(&format!("\\u{:04x}", c as u32))
+            }
             c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
             c => out.push(c),
         }
@@ -261,7 +279,11 @@ mod tests {
         AnyValue { value: Some(v) }
     }
     pub(crate) fn kv(key: &str, value: &str) -> KeyValue {
-        KeyValue { key: key.into(), value: Some(any(any_value::Value::StringValue(value.into()))), ..Default::default() }
+        KeyValue {
+            key: key.into(),
+            value: Some(any(any_value::Value::StringValue(value.into()))),
+            ..Default::default()
+        }
     }
 
     #[test]
@@ -279,7 +301,11 @@ mod tests {
         assert_eq!(s(V::DoubleValue(f64::NAN)), "json: unsupported value: NaN");
         assert_eq!(s(V::BytesValue(vec![1, 2, 3])), "AQID");
         let array = V::ArrayValue(ArrayValue {
-            values: vec![any(V::IntValue(1)), any(V::StringValue("a<b".into())), AnyValue { value: None }],
+            values: vec![
+                any(V::IntValue(1)),
+                any(V::StringValue("a<b".into())),
+                AnyValue { value: None },
+            ],
         });
         assert_eq!(s(array), r#"[1,"a\u003cb",null]"#);
         let map = V::KvlistValue(KeyValueList {
@@ -294,7 +320,8 @@ mod tests {
     #[test]
     fn colliding_keys_join_in_original_key_order() {
         let attrs = [kv("a_b", "second"), kv("a.b", "first"), kv("c", "x")];
-        let labels = attribute_labels(&attrs, &[], OtlpTranslationStrategy::UnderscoreEscapingWithSuffixes);
+        let labels =
+            attribute_labels(&attrs, &[], OtlpTranslationStrategy::UnderscoreEscapingWithSuffixes);
         assert_eq!(labels.get("a_b").map(String::as_str), Some("first;second"));
         assert_eq!(labels.get("c").map(String::as_str), Some("x"));
     }
@@ -302,9 +329,16 @@ mod tests {
     #[test]
     fn job_and_instance_come_from_the_resource_and_override_attributes() {
         let config = OtlpMetricsConfig::default();
-        let resource = [kv(SERVICE_NAME, "api"), kv(SERVICE_NAMESPACE, "shop"), kv(SERVICE_INSTANCE_ID, "pod-1")];
+        let resource = [
+            kv(SERVICE_NAME, "api"),
+            kv(SERVICE_NAMESPACE, "shop"),
+            kv(SERVICE_INSTANCE_ID, "pod-1"),
+        ];
         let ctx = ResourceLabels::new(&resource, &config);
-        let labels = ctx.base_labels(&[kv("job", "mine"), kv("instance", "x"), kv("k", "v")], config.translation_strategy);
+        let labels = ctx.base_labels(
+            &[kv("job", "mine"), kv("instance", "x"), kv("k", "v")],
+            config.translation_strategy,
+        );
         assert_eq!(labels.get("job").map(String::as_str), Some("shop/api"));
         assert_eq!(labels.get("instance").map(String::as_str), Some("pod-1"));
         assert_eq!(labels.get("k").map(String::as_str), Some("v"));
@@ -317,7 +351,11 @@ mod tests {
     #[test]
     fn promoted_attributes_lose_to_data_point_attributes() {
         let config = OtlpMetricsConfig {
-            promote_resource_attributes: vec!["k8s.pod.name".into(), "region".into(), "absent".into()],
+            promote_resource_attributes: vec![
+                "k8s.pod.name".into(),
+                "region".into(),
+                "absent".into(),
+            ],
             ..OtlpMetricsConfig::default()
         };
         let resource = [kv("k8s.pod.name", "pod-7"), kv("region", "eu"), kv("other", "x")];
@@ -332,13 +370,29 @@ mod tests {
     fn target_info_needs_an_extra_attribute_and_an_identity() {
         let config = OtlpMetricsConfig::default();
         let only_ids = [kv(SERVICE_NAME, "api"), kv(SERVICE_INSTANCE_ID, "i")];
-        assert_eq!(ResourceLabels::new(&only_ids, &config).target_info_labels(&only_ids, &config), None);
+        assert_eq!(
+            ResourceLabels::new(&only_ids, &config).target_info_labels(&only_ids, &config),
+            None
+        );
         let no_identity = [kv("host.name", "h")];
-        assert_eq!(ResourceLabels::new(&no_identity, &config).target_info_labels(&no_identity, &config), None);
-        let full = [kv(SERVICE_NAME, "api"), kv(SERVICE_INSTANCE_ID, "i"), kv("host.name", "h"), kv("0os", "linux")];
-        let labels = ResourceLabels::new(&full, &config).target_info_labels(&full, &config).unwrap();
-        let pairs: Vec<(&str, &str)> = labels.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-        assert_eq!(pairs, [("host_name", "h"), ("instance", "i"), ("job", "api"), ("key_0os", "linux")]);
+        assert_eq!(
+            ResourceLabels::new(&no_identity, &config).target_info_labels(&no_identity, &config),
+            None
+        );
+        let full = [
+            kv(SERVICE_NAME, "api"),
+            kv(SERVICE_INSTANCE_ID, "i"),
+            kv("host.name", "h"),
+            kv("0os", "linux"),
+        ];
+        let labels =
+            ResourceLabels::new(&full, &config).target_info_labels(&full, &config).unwrap();
+        let pairs: Vec<(&str, &str)> =
+            labels.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        assert_eq!(
+            pairs,
+            [("host_name", "h"), ("instance", "i"), ("job", "api"), ("key_0os", "linux")]
+        );
         let keep = OtlpMetricsConfig { keep_identifying_resource_attributes: true, ..config };
         let labels = ResourceLabels::new(&full, &keep).target_info_labels(&full, &keep).unwrap();
         assert_eq!(labels.get("service_name").map(String::as_str), Some("api"));

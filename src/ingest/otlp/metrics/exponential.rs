@@ -23,7 +23,9 @@
 use opentelemetry_proto::tonic::metrics::v1::exponential_histogram_data_point::Buckets;
 use opentelemetry_proto::tonic::metrics::v1::ExponentialHistogramDataPoint;
 
-use crate::model::metrics::{BucketSpan, Histogram, HistogramCount, HistogramZeroCount, STALE_NAN_BITS};
+use crate::model::metrics::{
+    BucketSpan, Histogram, HistogramCount, HistogramZeroCount, STALE_NAN_BITS,
+};
 
 /// Prometheus' default zero bucket width for native histograms.
 pub const DEFAULT_ZERO_THRESHOLD: f64 = 1e-128;

@@ -64,7 +64,9 @@ use self::attributes::{LabelMap, ResourceLabels};
 use self::names::MetricKind;
 use crate::config::OtlpMetricsConfig;
 use crate::model::metrics::{Exemplar, Histogram, Sample, Series};
-use crate::model::{Label, Labels, MetricBatch, MetricMetadata, MetricType, SeriesMetadata, METRIC_NAME};
+use crate::model::{
+    Label, Labels, MetricBatch, MetricMetadata, MetricType, SeriesMetadata, METRIC_NAME,
+};
 
 /// The result of translating one request.
 #[derive(Debug, Default)]
@@ -157,18 +159,25 @@ impl<'a> Builder<'a> {
 
     fn add_metric(&mut self, metric: &Metric, resource: &ResourceLabels) {
         let Some(data) = &metric.data else {
-            self.errors.push(format!("metric {:?}: no data (unsupported metric type)", metric.name));
+            self.errors
+                .push(format!("metric {:?}: no data (unsupported metric type)", metric.name));
             return;
         };
         let (kind, points, temporality) = match data {
             Data::Gauge(g) => (MetricKind::Gauge, g.data_points.len(), None),
-            Data::Sum(s) => {
-                (MetricKind::Sum { monotonic: s.is_monotonic }, s.data_points.len(), Some(s.aggregation_temporality))
+            Data::Sum(s) => (
+                MetricKind::Sum { monotonic: s.is_monotonic },
+                s.data_points.len(),
+                Some(s.aggregation_temporality),
+            ),
+            Data::Histogram(h) => {
+                (MetricKind::Histogram, h.data_points.len(), Some(h.aggregation_temporality))
             }
-            Data::Histogram(h) => (MetricKind::Histogram, h.data_points.len(), Some(h.aggregation_temporality)),
-            Data::ExponentialHistogram(e) => {
-                (MetricKind::ExponentialHistogram, e.data_points.len(), Some(e.aggregation_temporality))
-            }
+            Data::ExponentialHistogram(e) => (
+                MetricKind::ExponentialHistogram,
+                e.data_points.len(),
+                Some(e.aggregation_temporality),
+            ),
             Data::Summary(s) => (MetricKind::Summary, s.data_points.len(), None),
         };
         // Rejected points still count towards the resource's latest time, as in Prometheus.
@@ -176,9 +185,13 @@ impl<'a> Builder<'a> {
             let ms = self.point_ms(time);
             self.latest_ms = Some(self.latest_ms.map_or(ms, |latest| latest.max(ms)));
         }
-        if let Some(temporality) = temporality.filter(|t| *t != AggregationTemporality::Cumulative as i32) {
-            let temporality = AggregationTemporality::try_from(temporality)
-                .map_or_else(|_| format!("unknown ({temporality})"), |t| t.as_str_name().to_owned());
+        if let Some(temporality) =
+            temporality.filter(|t| *t != AggregationTemporality::Cumulative as i32)
+        {
+            let temporality = AggregationTemporality::try_from(temporality).map_or_else(
+                |_| format!("unknown ({temporality})"),
+                |t| t.as_str_name().to_owned(),
+            );
             self.reject(
                 points,
                 format!(
@@ -195,7 +208,10 @@ impl<'a> Builder<'a> {
         if name.is_empty() {
             self.reject(
                 points,
-                format!("metric {:?}: name has no valid characters; {points} data points rejected", metric.name),
+                format!(
+                    "metric {:?}: name has no valid characters; {points} data points rejected",
+                    metric.name
+                ),
             );
             return;
         }
@@ -236,7 +252,8 @@ impl<'a> Builder<'a> {
 
     /// The pending series for `labels`, created on first use.
     fn series_index(&mut self, labels: LabelMap, metadata: Option<&Arc<SeriesMetadata>>) -> usize {
-        let labels = Labels::from_unsorted(labels.into_iter().map(|(n, v)| Label::new(n, v)).collect());
+        let labels =
+            Labels::from_unsorted(labels.into_iter().map(|(n, v)| Label::new(n, v)).collect());
         debug_assert!(labels.metric_name().is_some_and(|n| !n.is_empty()), "series without a name");
         if let Some(&index) = self.index.get(&labels) {
             return index;
@@ -274,7 +291,7 @@ impl<'a> Builder<'a> {
 
 /// OTLP nanoseconds → Prometheus milliseconds; `None` for 0 (unset).
 fn nanos_to_ms(time_unix_nano: u64) -> Option<i64> {
-    (time_unix_nano != 0).then(|| (time_unix_nano as i64) / 1_000_000)
+    (time_unix_nano != 0).then_some((time_unix_nano as i64) / 1_000_000)
 }
 
 fn point_times(data: &Data) -> Vec<u64> {

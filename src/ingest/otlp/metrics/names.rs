@@ -137,7 +137,9 @@ pub fn metric_name(
     strategy: OtlpTranslationStrategy,
 ) -> String {
     match strategy {
-        OtlpTranslationStrategy::UnderscoreEscapingWithSuffixes => escaped_metric_name(name, unit, kind),
+        OtlpTranslationStrategy::UnderscoreEscapingWithSuffixes => {
+            escaped_metric_name(name, unit, kind)
+        }
         OtlpTranslationStrategy::NoUtf8EscapingWithSuffixes => utf8_metric_name(name, unit, kind),
     }
 }
@@ -201,7 +203,9 @@ fn utf8_metric_name(name: &str, unit: &str, kind: MetricKind) -> String {
         out.push('_');
         out.push_str(&main_word);
     }
-    for (wanted, suffix) in [(!per_suffix.is_empty(), per_suffix.as_str()), (total, "total"), (ratio, "ratio")] {
+    for (wanted, suffix) in
+        [(!per_suffix.is_empty(), per_suffix.as_str()), (total, "total"), (ratio, "ratio")]
+    {
         if wanted {
             out.push('_');
             out.push_str(suffix);
@@ -214,7 +218,9 @@ fn utf8_metric_name(name: &str, unit: &str, kind: MetricKind) -> String {
 pub fn metadata_unit(unit: &str, strategy: OtlpTranslationStrategy) -> String {
     let (main_word, per_word) = unit_words(unit);
     let (main, per) = match strategy {
-        OtlpTranslationStrategy::UnderscoreEscapingWithSuffixes => (clean_up(&main_word), clean_up(&per_word)),
+        OtlpTranslationStrategy::UnderscoreEscapingWithSuffixes => {
+            (clean_up(&main_word), clean_up(&per_word))
+        }
         OtlpTranslationStrategy::NoUtf8EscapingWithSuffixes => (main_word, per_word),
     };
     match (main.is_empty(), per.is_empty()) {
@@ -263,8 +269,14 @@ mod tests {
 
     #[test]
     fn units_become_suffixes_from_the_prometheus_unit_table() {
-        assert_eq!(name("http.server.duration", "ms", MetricKind::Histogram), "http_server_duration_milliseconds");
-        assert_eq!(name("system.memory.usage", "By", MetricKind::Gauge), "system_memory_usage_bytes");
+        assert_eq!(
+            name("http.server.duration", "ms", MetricKind::Histogram),
+            "http_server_duration_milliseconds"
+        );
+        assert_eq!(
+            name("system.memory.usage", "By", MetricKind::Gauge),
+            "system_memory_usage_bytes"
+        );
         assert_eq!(name("system.network.io", "By", COUNTER), "system_network_io_bytes_total");
         assert_eq!(name("temp", "Cel", MetricKind::Gauge), "temp_celsius");
         assert_eq!(name("cpu.time", "s", COUNTER), "cpu_time_seconds_total");
@@ -289,7 +301,10 @@ mod tests {
 
     #[test]
     fn unit_already_in_the_name_is_not_repeated() {
-        assert_eq!(name("request.duration.seconds", "s", MetricKind::Histogram), "request_duration_seconds");
+        assert_eq!(
+            name("request.duration.seconds", "s", MetricKind::Histogram),
+            "request_duration_seconds"
+        );
         assert_eq!(name("memory.bytes.used", "By", MetricKind::Gauge), "memory_bytes_used");
     }
 
@@ -344,7 +359,10 @@ mod tests {
     #[test]
     fn utf8_strategy_keeps_the_name_and_adds_missing_suffixes() {
         let utf8 = |n: &str, u: &str, k: MetricKind| metric_name(n, u, k, UTF8);
-        assert_eq!(utf8("http.server.duration", "s", MetricKind::Histogram), "http.server.duration_seconds");
+        assert_eq!(
+            utf8("http.server.duration", "s", MetricKind::Histogram),
+            "http.server.duration_seconds"
+        );
         assert_eq!(utf8("net.io", "By/s", COUNTER), "net.io_bytes_per_second_total");
         assert_eq!(utf8("net.io_total", "By", COUNTER), "net.io_bytes_total");
         assert_eq!(utf8("memory_bytes", "By", MetricKind::Gauge), "memory_bytes");

@@ -10,8 +10,8 @@
 //! (shortest round-trip decimal, `+Inf`/`-Inf`/`NaN`).
 
 use opentelemetry_proto::tonic::metrics::v1::{
-    exemplar, number_data_point, DataPointFlags, Exemplar as OtlpExemplar, ExponentialHistogramDataPoint,
-    HistogramDataPoint, NumberDataPoint, SummaryDataPoint,
+    exemplar, number_data_point, DataPointFlags, Exemplar as OtlpExemplar,
+    ExponentialHistogramDataPoint, HistogramDataPoint, NumberDataPoint, SummaryDataPoint,
 };
 
 use super::attributes::{value_as_string, LabelMap};
@@ -51,12 +51,22 @@ fn created_ms(start_time_unix_nano: u64) -> i64 {
 }
 
 impl Builder<'_> {
-    fn base(&self, ctx: &MetricContext<'_>, attributes: &[opentelemetry_proto::tonic::common::v1::KeyValue]) -> LabelMap {
+    fn base(
+        &self,
+        ctx: &MetricContext<'_>,
+        attributes: &[opentelemetry_proto::tonic::common::v1::KeyValue],
+    ) -> LabelMap {
         ctx.resource.base_labels(attributes, self.config.translation_strategy)
     }
 
     /// `base` + `__name__` (+ one extra label, renamed like an attribute key): a series index.
-    fn series_for(&mut self, ctx: &MetricContext<'_>, base: &LabelMap, name: String, extra: Option<(&str, String)>) -> usize {
+    fn series_for(
+        &mut self,
+        ctx: &MetricContext<'_>,
+        base: &LabelMap,
+        name: String,
+        extra: Option<(&str, String)>,
+    ) -> usize {
         let mut labels = base.clone();
         if let Some((key, value)) = extra {
             labels.insert(label_name(key, self.config.translation_strategy), value);
@@ -71,7 +81,12 @@ impl Builder<'_> {
 
     /// Gauges and sums (`sum` = `Some(is_monotonic)`): one sample per point; sums also carry the
     /// point's exemplars and, when monotonic, its start time.
-    pub(super) fn add_number_points(&mut self, ctx: &MetricContext<'_>, points: &[NumberDataPoint], sum: Option<bool>) {
+    pub(super) fn add_number_points(
+        &mut self,
+        ctx: &MetricContext<'_>,
+        points: &[NumberDataPoint],
+        sum: Option<bool>,
+    ) {
         for point in points {
             let base = self.base(ctx, &point.attributes);
             let index = self.series_for(ctx, &base, ctx.name.clone(), None);
@@ -83,7 +98,8 @@ impl Builder<'_> {
             let timestamp_ms = self.point_ms(point.time_unix_nano);
             self.push_sample(index, timestamp_ms, stale_or(point.flags, value));
             if sum.is_some() {
-                let exemplars = convert_exemplars(&point.exemplars, self.config.translation_strategy);
+                let exemplars =
+                    convert_exemplars(&point.exemplars, self.config.translation_strategy);
                 self.series[index].exemplars.extend(exemplars);
             }
             if sum == Some(true) && point.start_time_unix_nano != 0 {
@@ -93,7 +109,11 @@ impl Builder<'_> {
     }
 
     /// Classic histograms: `_sum` (when set), `_count`, cumulated `_bucket{le}` and `+Inf`.
-    pub(super) fn add_histogram_points(&mut self, ctx: &MetricContext<'_>, points: &[HistogramDataPoint]) {
+    pub(super) fn add_histogram_points(
+        &mut self,
+        ctx: &MetricContext<'_>,
+        points: &[HistogramDataPoint],
+    ) {
         for point in points {
             let base = self.base(ctx, &point.attributes);
             let timestamp_ms = self.point_ms(point.time_unix_nano);
@@ -109,7 +129,8 @@ impl Builder<'_> {
             touched.push(count_index);
 
             let bucket_name = format!("{}_bucket", ctx.name);
-            let mut buckets: Vec<(f64, usize)> = Vec::with_capacity(point.explicit_bounds.len() + 1);
+            let mut buckets: Vec<(f64, usize)> =
+                Vec::with_capacity(point.explicit_bounds.len() + 1);
             let mut cumulative: u64 = 0;
             for (bound, count) in point.explicit_bounds.iter().zip(&point.bucket_counts) {
                 cumulative = cumulative.wrapping_add(*count);
@@ -118,7 +139,8 @@ impl Builder<'_> {
                 self.push_sample(index, timestamp_ms, stale_or(point.flags, cumulative as f64));
                 buckets.push((*bound, index));
             }
-            let inf_index = self.series_for(ctx, &base, bucket_name, Some(("le", "+Inf".to_owned())));
+            let inf_index =
+                self.series_for(ctx, &base, bucket_name, Some(("le", "+Inf".to_owned())));
             self.push_sample(inf_index, timestamp_ms, stale_or(point.flags, point.count as f64));
             buckets.push((f64::INFINITY, inf_index));
             touched.extend(buckets.iter().map(|(_, index)| *index));
@@ -126,7 +148,8 @@ impl Builder<'_> {
             // Each exemplar goes to the first bucket (by bound) that can hold its value.
             buckets.sort_by(|a, b| a.0.total_cmp(&b.0));
             for exemplar in convert_exemplars(&point.exemplars, self.config.translation_strategy) {
-                if let Some((_, index)) = buckets.iter().find(|(bound, _)| exemplar.value <= *bound) {
+                if let Some((_, index)) = buckets.iter().find(|(bound, _)| exemplar.value <= *bound)
+                {
                     self.series[*index].exemplars.push(exemplar);
                 }
             }
@@ -139,7 +162,11 @@ impl Builder<'_> {
     }
 
     /// Summaries: `_sum`, `_count` and one series per quantile.
-    pub(super) fn add_summary_points(&mut self, ctx: &MetricContext<'_>, points: &[SummaryDataPoint]) {
+    pub(super) fn add_summary_points(
+        &mut self,
+        ctx: &MetricContext<'_>,
+        points: &[SummaryDataPoint],
+    ) {
         for point in points {
             let base = self.base(ctx, &point.attributes);
             let timestamp_ms = self.point_ms(point.time_unix_nano);
@@ -158,24 +185,38 @@ impl Builder<'_> {
             }
             if point.start_time_unix_nano != 0 {
                 for index in touched {
-                    self.series[index].created_timestamp_ms = created_ms(point.start_time_unix_nano);
+                    self.series[index].created_timestamp_ms =
+                        created_ms(point.start_time_unix_nano);
                 }
             }
         }
     }
 
     /// Exponential histograms: one native histogram per point, exemplars on the same series.
-    pub(super) fn add_exponential_points(&mut self, ctx: &MetricContext<'_>, points: &[ExponentialHistogramDataPoint]) {
+    pub(super) fn add_exponential_points(
+        &mut self,
+        ctx: &MetricContext<'_>,
+        points: &[ExponentialHistogramDataPoint],
+    ) {
         for point in points {
             let timestamp_ms = self.point_ms(point.time_unix_nano);
-            let histogram =
-                match exponential::to_native_histogram(point, timestamp_ms, no_recorded_value(point.flags)) {
-                    Ok(histogram) => histogram,
-                    Err(err) => {
-                        self.reject(1, format!("metric {:?}: exponential histogram data point rejected: {err}", ctx.otlp_name));
-                        continue;
-                    }
-                };
+            let histogram = match exponential::to_native_histogram(
+                point,
+                timestamp_ms,
+                no_recorded_value(point.flags),
+            ) {
+                Ok(histogram) => histogram,
+                Err(err) => {
+                    self.reject(
+                        1,
+                        format!(
+                            "metric {:?}: exponential histogram data point rejected: {err}",
+                            ctx.otlp_name
+                        ),
+                    );
+                    continue;
+                }
+            };
             let base = self.base(ctx, &point.attributes);
             let index = self.series_for(ctx, &base, ctx.name.clone(), None);
             self.series[index].histograms.push(histogram);
@@ -240,5 +281,8 @@ fn to_hex(bytes: &[u8]) -> String {
 /// Re-exported for the tests of the parent module.
 #[cfg(test)]
 pub(super) fn exemplars_for_test(exemplars: &[OtlpExemplar]) -> Vec<Exemplar> {
-    convert_exemplars(exemplars, crate::config::OtlpTranslationStrategy::UnderscoreEscapingWithSuffixes)
+    convert_exemplars(
+        exemplars,
+        crate::config::OtlpTranslationStrategy::UnderscoreEscapingWithSuffixes,
+    )
 }

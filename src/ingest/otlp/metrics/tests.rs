@@ -38,7 +38,13 @@ fn request(resource: Vec<KeyValue>, metrics: Vec<Metric>) -> ExportMetricsServic
 }
 
 fn metric(name: &str, unit: &str, data: Data) -> Metric {
-    Metric { name: name.into(), unit: unit.into(), description: format!("{name} help"), data: Some(data), ..Default::default() }
+    Metric {
+        name: name.into(),
+        unit: unit.into(),
+        description: format!("{name} help"),
+        data: Some(data),
+        ..Default::default()
+    }
 }
 
 fn number(value: f64, attributes: Vec<KeyValue>) -> NumberDataPoint {
@@ -54,11 +60,21 @@ fn gauge(name: &str, unit: &str, points: Vec<NumberDataPoint>) -> Metric {
     metric(name, unit, Data::Gauge(Gauge { data_points: points }))
 }
 
-fn sum(name: &str, unit: &str, monotonic: bool, temporality: AggregationTemporality, points: Vec<NumberDataPoint>) -> Metric {
+fn sum(
+    name: &str,
+    unit: &str,
+    monotonic: bool,
+    temporality: AggregationTemporality,
+    points: Vec<NumberDataPoint>,
+) -> Metric {
     metric(
         name,
         unit,
-        Data::Sum(Sum { data_points: points, aggregation_temporality: temporality as i32, is_monotonic: monotonic }),
+        Data::Sum(Sum {
+            data_points: points,
+            aggregation_temporality: temporality as i32,
+            is_monotonic: monotonic,
+        }),
     )
 }
 
@@ -68,14 +84,18 @@ fn run(req: &ExportMetricsServiceRequest) -> Translated {
 
 /// Every series as `name{labels}` text with its samples' values, sorted.
 fn series_text(t: &Translated) -> Vec<(String, Vec<f64>)> {
-    let mut out: Vec<_> =
-        t.batch.iter().map(|v| (v.series.labels.to_string(), v.samples.iter().map(|s| s.value).collect())).collect();
+    let mut out: Vec<_> = t
+        .batch
+        .iter()
+        .map(|v| (v.series.labels.to_string(), v.samples.iter().map(|s| s.value).collect()))
+        .collect();
     out.sort_by(|a, b| a.0.cmp(&b.0));
     out
 }
 
 fn names(t: &Translated) -> Vec<String> {
-    let mut out: Vec<String> = t.batch.iter().map(|v| v.series.labels.metric_name().unwrap().to_owned()).collect();
+    let mut out: Vec<String> =
+        t.batch.iter().map(|v| v.series.labels.metric_name().unwrap().to_owned()).collect();
     out.sort();
     out.dedup();
     out
@@ -87,7 +107,13 @@ fn gauge_and_counter_become_samples_with_ms_timestamps() {
         vec![],
         vec![
             gauge("queue.depth", "{items}", vec![number(7.0, vec![kv("queue", "a")])]),
-            sum("http.requests", "", true, AggregationTemporality::Cumulative, vec![number(42.0, vec![])]),
+            sum(
+                "http.requests",
+                "",
+                true,
+                AggregationTemporality::Cumulative,
+                vec![number(42.0, vec![])],
+            ),
         ],
     );
     let t = run(&req);
@@ -104,7 +130,13 @@ fn gauge_and_counter_become_samples_with_ms_timestamps() {
 
 #[test]
 fn labels_come_out_sorted_and_valid() {
-    let attrs = vec![kv("zeta", "1"), kv("http.method", "GET"), kv("0code", "x"), kv("_p", "y"), kv("empty", "")];
+    let attrs = vec![
+        kv("zeta", "1"),
+        kv("http.method", "GET"),
+        kv("0code", "x"),
+        kv("_p", "y"),
+        kv("empty", ""),
+    ];
     let t = run(&request(vec![], vec![gauge("g", "", vec![number(1.0, attrs)])]));
     let view = t.batch.iter().next().unwrap();
     let names: Vec<&str> = view.series.labels.iter().map(|l| l.name.as_str()).collect();
@@ -115,7 +147,10 @@ fn labels_come_out_sorted_and_valid() {
 fn int_values_and_non_monotonic_sums_are_gauges() {
     let mut point = number(0.0, vec![]);
     point.value = Some(number_data_point::Value::AsInt(-3));
-    let t = run(&request(vec![], vec![sum("active.conns", "1", false, AggregationTemporality::Cumulative, vec![point])]));
+    let t = run(&request(
+        vec![],
+        vec![sum("active.conns", "1", false, AggregationTemporality::Cumulative, vec![point])],
+    ));
     assert_eq!(series_text(&t), [("active_conns{}".to_owned(), vec![-3.0])]);
     assert_eq!(t.batch.metadata[0].metric_type, MetricType::Gauge);
 }
@@ -125,13 +160,22 @@ fn delta_and_unspecified_temporality_are_rejected_and_counted() {
     let req = request(
         vec![],
         vec![
-            sum("d.sum", "", true, AggregationTemporality::Delta, vec![number(1.0, vec![]), number(2.0, vec![])]),
+            sum(
+                "d.sum",
+                "",
+                true,
+                AggregationTemporality::Delta,
+                vec![number(1.0, vec![]), number(2.0, vec![])],
+            ),
             sum("u.sum", "", true, AggregationTemporality::Unspecified, vec![number(1.0, vec![])]),
             metric(
                 "d.hist",
                 "",
                 Data::Histogram(Histogram {
-                    data_points: vec![HistogramDataPoint { time_unix_nano: T, ..Default::default() }],
+                    data_points: vec![HistogramDataPoint {
+                        time_unix_nano: T,
+                        ..Default::default()
+                    }],
                     aggregation_temporality: AggregationTemporality::Delta as i32,
                 }),
             ),
@@ -142,8 +186,16 @@ fn delta_and_unspecified_temporality_are_rejected_and_counted() {
     assert_eq!(t.rejected_points, 4);
     assert_eq!(names(&t), ["kept"]);
     assert_eq!(t.errors.len(), 3);
-    assert!(t.errors[0].contains("\"d.sum\"") && t.errors[0].contains("AGGREGATION_TEMPORALITY_DELTA"), "{:?}", t.errors);
-    assert!(t.errors[1].contains("\"u.sum\"") && t.errors[1].contains("UNSPECIFIED"), "{:?}", t.errors);
+    assert!(
+        t.errors[0].contains("\"d.sum\"") && t.errors[0].contains("AGGREGATION_TEMPORALITY_DELTA"),
+        "{:?}",
+        t.errors
+    );
+    assert!(
+        t.errors[1].contains("\"u.sum\"") && t.errors[1].contains("UNSPECIFIED"),
+        "{:?}",
+        t.errors
+    );
     assert!(t.errors[2].contains("\"d.hist\""), "{:?}", t.errors);
 }
 
@@ -165,16 +217,23 @@ fn job_instance_and_target_info_come_from_the_resource() {
         text[1],
         (r#"target_info{host_name="node-a", instance="pod-1", job="shop/checkout", k8s_pod_name="checkout-7"}"#.to_owned(), vec![1.0])
     );
-    let target = t.batch.iter().find(|v| v.series.labels.metric_name() == Some("target_info")).unwrap();
+    let target =
+        t.batch.iter().find(|v| v.series.labels.metric_name() == Some("target_info")).unwrap();
     assert_eq!(target.samples[0].timestamp_ms, T_MS + 5_000, "latest point time of the resource");
 }
 
 #[test]
 fn no_target_info_without_extra_attributes_or_identity() {
     let only_ids = vec![kv("service.name", "a"), kv("service.instance.id", "b")];
-    assert_eq!(names(&run(&request(only_ids, vec![gauge("g", "", vec![number(1.0, vec![])])]))), ["g"]);
+    assert_eq!(
+        names(&run(&request(only_ids, vec![gauge("g", "", vec![number(1.0, vec![])])]))),
+        ["g"]
+    );
     let no_identity = vec![kv("host.name", "h")];
-    assert_eq!(names(&run(&request(no_identity, vec![gauge("g", "", vec![number(1.0, vec![])])]))), ["g"]);
+    assert_eq!(
+        names(&run(&request(no_identity, vec![gauge("g", "", vec![number(1.0, vec![])])]))),
+        ["g"]
+    );
     // A resource without data points gets no target_info either.
     let full = vec![kv("service.name", "a"), kv("host.name", "h")];
     assert!(run(&request(full, vec![])).batch.is_empty());
@@ -186,8 +245,13 @@ fn promote_resource_attributes_adds_labels_to_every_series_but_target_info() {
         promote_resource_attributes: vec!["k8s.namespace.name".into()],
         ..OtlpMetricsConfig::default()
     };
-    let resource = vec![kv("service.name", "a"), kv("k8s.namespace.name", "prod"), kv("host.name", "h")];
-    let t = translate(&request(resource, vec![gauge("g", "", vec![number(1.0, vec![])])]), &config, NOW_MS);
+    let resource =
+        vec![kv("service.name", "a"), kv("k8s.namespace.name", "prod"), kv("host.name", "h")];
+    let t = translate(
+        &request(resource, vec![gauge("g", "", vec![number(1.0, vec![])])]),
+        &config,
+        NOW_MS,
+    );
     let text = series_text(&t);
     assert_eq!(text[0].0, r#"g{job="a", k8s_namespace_name="prod"}"#);
     assert_eq!(text[1].0, r#"target_info{host_name="h", job="a", k8s_namespace_name="prod"}"#);
@@ -204,7 +268,9 @@ fn classic_histogram_cumulates_buckets_and_adds_inf_sum_count() {
         explicit_bounds: vec![0.1, 1.0, 10.0],
         exemplars: vec![
             OtlpExemplar {
-                value: Some(opentelemetry_proto::tonic::metrics::v1::exemplar::Value::AsDouble(0.5)),
+                value: Some(opentelemetry_proto::tonic::metrics::v1::exemplar::Value::AsDouble(
+                    0.5,
+                )),
                 time_unix_nano: T,
                 trace_id: vec![0xab; 16],
                 span_id: vec![0x01; 8],
@@ -221,7 +287,10 @@ fn classic_histogram_cumulates_buckets_and_adds_inf_sum_count() {
     let hist = metric(
         "rpc.duration",
         "ms",
-        Data::Histogram(Histogram { data_points: vec![point], aggregation_temporality: AggregationTemporality::Cumulative as i32 }),
+        Data::Histogram(Histogram {
+            data_points: vec![point],
+            aggregation_temporality: AggregationTemporality::Cumulative as i32,
+        }),
     );
     let t = run(&request(vec![], vec![hist]));
     assert_eq!(
@@ -239,7 +308,12 @@ fn classic_histogram_cumulates_buckets_and_adds_inf_sum_count() {
         .batch
         .iter()
         .filter(|v| !v.exemplars.is_empty())
-        .map(|v| (v.series.labels.get("le").unwrap().to_owned(), v.exemplars.iter().map(|e| (e.labels.to_string(), e.value)).collect()))
+        .map(|v| {
+            (
+                v.series.labels.get("le").unwrap().to_owned(),
+                v.exemplars.iter().map(|e| (e.labels.to_string(), e.value)).collect(),
+            )
+        })
         .collect();
     assert!(exemplars.contains(&(
         "1".to_owned(),
@@ -253,11 +327,19 @@ fn classic_histogram_cumulates_buckets_and_adds_inf_sum_count() {
 
 #[test]
 fn histogram_without_sum_has_no_sum_series() {
-    let point = HistogramDataPoint { time_unix_nano: T, count: 1, bucket_counts: vec![1], ..Default::default() };
+    let point = HistogramDataPoint {
+        time_unix_nano: T,
+        count: 1,
+        bucket_counts: vec![1],
+        ..Default::default()
+    };
     let hist = metric(
         "h",
         "",
-        Data::Histogram(Histogram { data_points: vec![point], aggregation_temporality: AggregationTemporality::Cumulative as i32 }),
+        Data::Histogram(Histogram {
+            data_points: vec![point],
+            aggregation_temporality: AggregationTemporality::Cumulative as i32,
+        }),
     );
     assert_eq!(names(&run(&request(vec![], vec![hist]))), ["h_bucket", "h_count"]);
 }
@@ -274,7 +356,10 @@ fn summary_becomes_quantiles_sum_and_count() {
         ],
         ..Default::default()
     };
-    let t = run(&request(vec![], vec![metric("latency", "s", Data::Summary(Summary { data_points: vec![point] }))]));
+    let t = run(&request(
+        vec![],
+        vec![metric("latency", "s", Data::Summary(Summary { data_points: vec![point] }))],
+    ));
     assert_eq!(
         series_text(&t),
         [
@@ -311,7 +396,11 @@ fn no_recorded_value_becomes_stale_markers_everywhere() {
         vec![],
         vec![
             gauge("g", "", vec![g]),
-            metric("h", "", Data::Histogram(Histogram { data_points: vec![h], aggregation_temporality: 2 })),
+            metric(
+                "h",
+                "",
+                Data::Histogram(Histogram { data_points: vec![h], aggregation_temporality: 2 }),
+            ),
             metric("s", "", Data::Summary(Summary { data_points: vec![s] })),
         ],
     );
@@ -332,7 +421,11 @@ fn exponential_histogram_becomes_a_native_histogram() {
         scale: 10,
         zero_count: 1,
         positive: Some(Buckets { offset: 0, bucket_counts: vec![1, 1, 1, 1, 1] }),
-        exemplars: vec![OtlpExemplar { time_unix_nano: T, trace_id: vec![1; 16], ..Default::default() }],
+        exemplars: vec![OtlpExemplar {
+            time_unix_nano: T,
+            trace_id: vec![1; 16],
+            ..Default::default()
+        }],
         ..Default::default()
     };
     let bad = ExponentialHistogramDataPoint { time_unix_nano: T, scale: -5, ..Default::default() };
@@ -346,7 +439,11 @@ fn exponential_histogram_becomes_a_native_histogram() {
     );
     let t = run(&request(vec![], vec![exp]));
     assert_eq!(t.rejected_points, 1);
-    assert!(t.errors[0].contains("\"req.size\"") && t.errors[0].contains("scale -5"), "{:?}", t.errors);
+    assert!(
+        t.errors[0].contains("\"req.size\"") && t.errors[0].contains("scale -5"),
+        "{:?}",
+        t.errors
+    );
     let view = t.batch.iter().next().unwrap();
     assert_eq!(view.series.labels.to_string(), r#"req_size_bytes{route="/a"}"#);
     assert!(view.samples.is_empty());
@@ -363,10 +460,14 @@ fn exponential_histogram_becomes_a_native_histogram() {
 fn points_with_the_same_labels_share_one_series_in_order() {
     let mut second = number(2.0, vec![kv("a", "1")]);
     second.time_unix_nano = T + 1_000_000_000;
-    let t = run(&request(vec![], vec![gauge("g", "", vec![number(1.0, vec![kv("a", "1")]), second])]));
+    let t =
+        run(&request(vec![], vec![gauge("g", "", vec![number(1.0, vec![kv("a", "1")]), second])]));
     assert_eq!(t.batch.series_count(), 1);
     let view = t.batch.iter().next().unwrap();
-    assert_eq!(view.samples.iter().map(|s| s.timestamp_ms).collect::<Vec<_>>(), [T_MS, T_MS + 1_000]);
+    assert_eq!(
+        view.samples.iter().map(|s| s.timestamp_ms).collect::<Vec<_>>(),
+        [T_MS, T_MS + 1_000]
+    );
 }
 
 #[test]
@@ -401,8 +502,20 @@ fn metadata_is_one_entry_per_family_and_per_series() {
     let req = request(
         vec![],
         vec![
-            sum("bytes.sent", "By", true, AggregationTemporality::Cumulative, vec![number(1.0, vec![kv("a", "1")])]),
-            sum("bytes.sent", "By", true, AggregationTemporality::Cumulative, vec![number(1.0, vec![kv("a", "2")])]),
+            sum(
+                "bytes.sent",
+                "By",
+                true,
+                AggregationTemporality::Cumulative,
+                vec![number(1.0, vec![kv("a", "1")])],
+            ),
+            sum(
+                "bytes.sent",
+                "By",
+                true,
+                AggregationTemporality::Cumulative,
+                vec![number(1.0, vec![kv("a", "2")])],
+            ),
         ],
     );
     let t = run(&req);
@@ -428,9 +541,13 @@ fn exemplar_attributes_are_dropped_beyond_128_runes() {
         filtered_attributes: vec![kv("user.id", &"x".repeat(100))],
         ..Default::default()
     };
-    let short = OtlpExemplar { filtered_attributes: vec![kv("user.id", "u1")], ..Default::default() };
+    let short =
+        OtlpExemplar { filtered_attributes: vec![kv("user.id", "u1")], ..Default::default() };
     let converted = points::exemplars_for_test(&[long, short]);
-    assert_eq!(converted[0].labels.iter().map(|l| l.name.as_str()).collect::<Vec<_>>(), ["trace_id"]);
+    assert_eq!(
+        converted[0].labels.iter().map(|l| l.name.as_str()).collect::<Vec<_>>(),
+        ["trace_id"]
+    );
     assert_eq!(converted[1].labels.to_string(), r#"{user_id="u1"}"#);
 }
 
