@@ -240,3 +240,6 @@ async fn send<T: Transport<Extra = HeaderMap>>(
 ) -> Result<(), ForwardDropReason> {
     queue::send_with_retry(transport, body, extra, spans, &flusher.metrics, &flusher.abort).await
 }
+
+#[cfg(test)]
+mod tests;
