@@ -1,3 +1,5 @@
+//! Tests of the attribute rendering, the labels ↔ attributes mapping and `ResourceRelabeler`.
+
 use super::*;
 use opentelemetry_proto::tonic::common::v1::{ArrayValue, KeyValueList};
 

@@ -1,3 +1,6 @@
+//! Tests of OTLP/HTTP body decoding: negotiation, capped gunzip, protobuf, and OTLP JSON
+//! against the spec's examples and the JSON mapping's rules.
+
 use std::io::Write;
 
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;

@@ -1,3 +1,6 @@
+//! The gRPC services in process: a tonic server on 127.0.0.1:0 called with the generated
+//! OTLP clients.
+
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 

@@ -1,3 +1,5 @@
+//! Tests of the OTLP logs → Loki streams mapping against Loki 3's rules.
+
 use opentelemetry_proto::tonic::common::v1::{InstrumentationScope, KeyValueList};
 use opentelemetry_proto::tonic::logs::v1::{ResourceLogs, ScopeLogs};
 

@@ -1,3 +1,6 @@
+//! Tests of the traces fast path and the struct path: zero-copy, span checks, partial
+//! acceptance, relabeling, malformed and truncated bodies.
+
 use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, InstrumentationScope, KeyValue};
 use opentelemetry_proto::tonic::trace::v1 as otlp;
 
