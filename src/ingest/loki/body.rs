@@ -64,7 +64,8 @@ pub fn negotiate(
             })
         }
     };
-    let coding = content_encoding.map(|value| value.trim().to_ascii_lowercase()).unwrap_or_default();
+    let coding =
+        content_encoding.map(|value| value.trim().to_ascii_lowercase()).unwrap_or_default();
     let encoding = match coding.as_str() {
         "" | "identity" => Encoding::Identity,
         "snappy" if format == Format::Protobuf => Encoding::Identity,
@@ -89,7 +90,11 @@ pub fn negotiate(
 }
 
 /// Removes the transfer encoding, returning the body unchanged (no copy) for `Identity`.
-pub fn decode_transfer(body: Bytes, encoding: Encoding, limit: usize) -> Result<Bytes, IngestError> {
+pub fn decode_transfer(
+    body: Bytes,
+    encoding: Encoding,
+    limit: usize,
+) -> Result<Bytes, IngestError> {
     let mut out = Vec::new();
     match encoding {
         Encoding::Identity => return Ok(body),
@@ -107,7 +112,9 @@ pub fn decode_transfer(body: Bytes, encoding: Encoding, limit: usize) -> Result<
 /// RFC 1950: CM = 8 (deflate), window ≤ 32 KiB, and the header check bits.
 fn has_zlib_header(body: &[u8]) -> bool {
     match body {
-        [cmf, flg, ..] => cmf & 0x0f == 8 && cmf >> 4 <= 7 && (u16::from(*cmf) << 8 | u16::from(*flg)) % 31 == 0,
+        [cmf, flg, ..] => {
+            cmf & 0x0f == 8 && cmf >> 4 <= 7 && (u16::from(*cmf) << 8 | u16::from(*flg)) % 31 == 0
+        }
         _ => false,
     }
 }
@@ -223,8 +230,8 @@ mod tests {
         assert!(bomb.len() < 1 << 20);
         let limit = 1 << 20;
         let mut out = Vec::new();
-        let err = inflate_capped(MultiGzDecoder::new(&bomb[..]), "gzip", limit, &mut out)
-            .unwrap_err();
+        let err =
+            inflate_capped(MultiGzDecoder::new(&bomb[..]), "gzip", limit, &mut out).unwrap_err();
         assert_eq!(err, IngestError::DecompressedTooLarge { encoding: "gzip", limit });
         assert_eq!(err.kind(), ErrorKind::TooLarge);
         assert!(out.capacity() <= limit + 1, "buffer grew to {}", out.capacity());

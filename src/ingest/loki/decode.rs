@@ -149,7 +149,8 @@ fn count_entries(message: &[u8]) -> usize {
 
 #[inline]
 fn decode_entry(body: &Bytes, message: &[u8], base: usize) -> Result<LogEntry, WireError> {
-    let mut entry = LogEntry { timestamp_ns: 0, line: Bytes::new(), structured_metadata: Vec::new() };
+    let mut entry =
+        LogEntry { timestamp_ns: 0, line: Bytes::new(), structured_metadata: Vec::new() };
     let mut reader = Reader::new(message, base);
     while !reader.is_empty() {
         match reader.key()? {

@@ -221,7 +221,11 @@ impl<'a, 'c> Visitor<'a> for StreamSeed<'a, 'c> {
                 labels = Some(start..arena.len());
             } else {
                 entries.clear();
-                map.next_value_seed(ValuesSeed { body: self.body, entries: &mut entries, at: self.at })?;
+                map.next_value_seed(ValuesSeed {
+                    body: self.body,
+                    entries: &mut entries,
+                    at: self.at,
+                })?;
             }
         }
         // A missing "stream" is an empty label set, as Go's zero map is.
@@ -376,7 +380,10 @@ mod tests {
             .map(|s| {
                 let pairs = json_label_pairs(out.key(&s.labels))
                     .map(|(n, v)| {
-                        (String::from_utf8(n.to_vec()).unwrap(), String::from_utf8(v.to_vec()).unwrap())
+                        (
+                            String::from_utf8(n.to_vec()).unwrap(),
+                            String::from_utf8(v.to_vec()).unwrap(),
+                        )
                     })
                     .collect();
                 (pairs, s.entries.clone())
@@ -435,14 +442,29 @@ mod tests {
     #[test]
     fn errors_say_which_stream_and_value() {
         let cases = [
-            (r#"{"streams":[{"values":[["1","a"]]},{"values":[["1","a"],["x","b"]]}]}"#, "stream 1, value 1: timestamp \"x\" is not an integer"),
-            (r#"{"streams":[{"values":[[1,"a"]]}]}"#, "stream 0, value 0: invalid type: integer `1`, expected a string"),
+            (
+                r#"{"streams":[{"values":[["1","a"]]},{"values":[["1","a"],["x","b"]]}]}"#,
+                "stream 1, value 1: timestamp \"x\" is not an integer",
+            ),
+            (
+                r#"{"streams":[{"values":[[1,"a"]]}]}"#,
+                "stream 0, value 0: invalid type: integer `1`, expected a string",
+            ),
             (r#"{"streams":[{"values":[["1"]]}]}"#, "stream 0, value 0: invalid length 1"),
-            (r#"{"streams":[{"values":[["1","a",{},"x"]]}]}"#, "stream 0, value 0: invalid length 4"),
-            (r#"{"streams":[{"values":[["1","a",{"k":1}]]}]}"#, "stream 0, value 0: invalid type: integer"),
+            (
+                r#"{"streams":[{"values":[["1","a",{},"x"]]}]}"#,
+                "stream 0, value 0: invalid length 4",
+            ),
+            (
+                r#"{"streams":[{"values":[["1","a",{"k":1}]]}]}"#,
+                "stream 0, value 0: invalid type: integer",
+            ),
             (r#"{"streams":[{"stream":{"a":1},"values":[]}]}"#, "stream 0: invalid type: integer"),
             (r#"{"streams":[{"stream":[],"values":[]}]}"#, "stream 0: invalid type: sequence"),
-            (r#"{"streams":[{"values":[["99999999999999999999","a"]]}]}"#, "stream 0, value 0: timestamp"),
+            (
+                r#"{"streams":[{"values":[["99999999999999999999","a"]]}]}"#,
+                "stream 0, value 0: timestamp",
+            ),
             (r#"{"streams":{}}"#, "invalid type: map, expected an array of streams"),
             (r#"{"streams":[]} x"#, "trailing characters"),
             (r#"{"streams":[{"values":[["1","a"]"#, "stream 0, value 1: EOF"),

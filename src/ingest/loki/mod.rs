@@ -186,7 +186,8 @@ impl std::fmt::Debug for LokiIngest {
 
 impl LokiIngest {
     pub fn new(config: &LokiIngestConfig, catalog: &Catalog) -> Result<Self, RelabelError> {
-        let relabeler = Relabeler::with_validation(&config.relabel_configs, NameValidation::Legacy)?;
+        let relabeler =
+            Relabeler::with_validation(&config.relabel_configs, NameValidation::Legacy)?;
         Ok(Self {
             config: config.clone(),
             stream_limits: StreamLimits::from_config(config),
@@ -236,8 +237,12 @@ impl LokiIngest {
         };
         let mut push = DecodedPush::default();
         match format {
-            body::Format::Protobuf => decode::decode_push_request(&message, &mut push)
-                .map_err(|e| IngestError::Decode { what: "logproto.PushRequest", detail: e.to_string() }),
+            body::Format::Protobuf => {
+                decode::decode_push_request(&message, &mut push).map_err(|e| IngestError::Decode {
+                    what: "logproto.PushRequest",
+                    detail: e.to_string(),
+                })
+            }
             body::Format::Json => json::decode_push_json(&message, &mut push)
                 .map_err(|e| IngestError::Decode { what: "loki push json", detail: e.to_string() }),
         }?;
@@ -404,7 +409,9 @@ impl LokiIngest {
             push_go_quoted(&mut shown, &label.value);
         }
         shown.push('}');
-        if let Some(bad) = labels.iter().find(|l| !NameValidation::Legacy.is_valid_label_name(&l.name)) {
+        if let Some(bad) =
+            labels.iter().find(|l| !NameValidation::Legacy.is_valid_label_name(&l.name))
+        {
             return Verdict::Invalid(
                 format!(
                     "error parsing labels '{}' with error: invalid label name {:?}: must match \

@@ -64,7 +64,8 @@ impl RateLimiter {
             if buckets.len() >= SWEEP_AT {
                 buckets.retain(|_, bucket| !self.is_full(bucket, now_ns));
             }
-            buckets.insert(tenant.clone(), Bucket { tokens: self.burst as f64, updated_ns: now_ns });
+            buckets
+                .insert(tenant.clone(), Bucket { tokens: self.burst as f64, updated_ns: now_ns });
         }
         let Some(bucket) = buckets.get_mut(&**tenant) else { return false };
         self.refill(bucket, now_ns);

@@ -160,9 +160,9 @@ fn invalid_streams_are_rejected_and_the_valid_rest_is_kept() {
     ] {
         assert!(message.contains(expected), "{expected:?} in {message}");
     }
-    assert!(catalog
-        .encode_text()
-        .contains("strata_ingest_items_dropped_total{protocol=\"loki_push\",reason=\"invalid\"} 5"));
+    assert!(catalog.encode_text().contains(
+        "strata_ingest_items_dropped_total{protocol=\"loki_push\",reason=\"invalid\"} 5"
+    ));
     // All streams invalid: nothing accepted, still a (400) rejection and not an error.
     let received = receive(&ingest, snappy(&raw_push(&[("{}", &[(NOW, "x")])]))).unwrap();
     assert!(received.batch.is_empty());
@@ -234,7 +234,8 @@ fn over_the_rate_the_whole_push_is_refused() {
     let (ingest, catalog) = new_ingest(&config);
     let line = "x".repeat(50);
     let push = |lines: usize| {
-        let entries: Vec<(i64, &str)> = (0..lines).map(|i| (NOW + i as i64, line.as_str())).collect();
+        let entries: Vec<(i64, &str)> =
+            (0..lines).map(|i| (NOW + i as i64, line.as_str())).collect();
         snappy(&raw_push(&[(r#"{app="a"}"#, &entries), ("{}", &[(NOW, "invalid")])]))
     };
     assert_eq!(receive(&ingest, push(2)).unwrap().batch.entry_count(), 2);
@@ -248,7 +249,9 @@ fn over_the_rate_the_whole_push_is_refused() {
     );
     let text = catalog.encode_text();
     assert!(
-        text.contains("strata_ingest_items_dropped_total{protocol=\"loki_push\",reason=\"rate_limited\"} 2"),
+        text.contains(
+            "strata_ingest_items_dropped_total{protocol=\"loki_push\",reason=\"rate_limited\"} 2"
+        ),
         "{text}"
     );
     // Another tenant has its own bucket; time refills this one.
@@ -342,7 +345,11 @@ fn json_label_semantics_follow_lokis_map() {
 fn protobuf_selector_bytes_cannot_hit_a_json_verdict() {
     let (ingest, _) = new_ingest(&LokiIngestConfig::default());
     let json = format!(r#"{{"streams":[{{"stream":{{"a":"b"}},"values":[["{NOW}","l"]]}}]}}"#);
-    assert!(!ingest.receive(&tenant(), JSON, None, Bytes::from(json), NOW).unwrap().batch.is_empty());
+    assert!(!ingest
+        .receive(&tenant(), JSON, None, Bytes::from(json), NOW)
+        .unwrap()
+        .batch
+        .is_empty());
     // The same key bytes as a protobuf selector: not UTF-8, so refused.
     let mut body = Vec::new();
     let mut stream = Vec::new();
@@ -392,9 +399,18 @@ fn caps_and_media_types() {
     assert_eq!(kind(PROTOBUF, Some("zstd"), snappy(&big)), ErrorKind::UnsupportedMediaType);
     assert_eq!(kind(PROTOBUF, None, Bytes::from_static(b"\x01\x02")), ErrorKind::BadRequest);
     let err = ingest
-        .receive(&tenant(), JSON, None, Bytes::from_static(br#"{"streams":[{"values":[[1]]}]}"#), NOW)
+        .receive(
+            &tenant(),
+            JSON,
+            None,
+            Bytes::from_static(br#"{"streams":[{"values":[[1]]}]}"#),
+            NOW,
+        )
         .unwrap_err();
-    assert!(err.to_string().starts_with("cannot decode loki push json: stream 0, value 0:"), "{err}");
+    assert!(
+        err.to_string().starts_with("cannot decode loki push json: stream 0, value 0:"),
+        "{err}"
+    );
 }
 
 /// Every prefix of a valid body, in every format, is an error (or, for an uncompressed

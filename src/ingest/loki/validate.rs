@@ -22,7 +22,7 @@
 //! into a message is capped ([`MAX_ECHOED`]), so a hostile stream cannot inflate the response.
 
 use crate::config::LokiIngestConfig;
-use crate::model::{Label, LogEntry, Labels};
+use crate::model::{Label, Labels, LogEntry};
 
 /// Longest piece of request text (a selector, a label value) copied into one message.
 pub const MAX_ECHOED: usize = 256;
