@@ -119,7 +119,12 @@ for b in "${DAEMON_BINS[@]}" /usr/bin/promtool /usr/bin/curl; do
   fi
 done
 
+# --- Prometheus 2.53 from Debian 13, unpacked under .peers/ (tests/otlp_prometheus.rs) ---
+PROMETHEUS_253=$(bash "$(dirname "${BASH_SOURCE[0]}")/install-prometheus-trixie.sh")
+# --- end Prometheus 2.53 ---
+
 echo "prometheus:      $(/usr/bin/prometheus --version 2>&1 | head -n1)"
+echo "prometheus 2.53: $("$PROMETHEUS_253" --version 2>&1 | head -n1) ($PROMETHEUS_253)"
 echo "promtool:        $(/usr/bin/promtool --version 2>&1 | head -n1)"
 echo "node_exporter:   $(/usr/bin/prometheus-node-exporter --version 2>&1 | head -n1)"
 echo "alertmanager:    $(/usr/bin/prometheus-alertmanager --version 2>&1 | head -n1)"

@@ -3,6 +3,7 @@
 //!
 //! * [`remote_write`]: Prometheus remote-write 1.0 / 2.0.
 //! * [`loki`]: Loki push (protobuf + snappy, JSON; gzip/deflate bodies).
+//! * [`otlp`]: OpenTelemetry OTLP.
 //!
 //! Every decoder here is size-capped before it allocates: the request body by
 //! [`read_body_capped`] (Content-Length checked first, then a counting reader), snappy by
@@ -12,6 +13,7 @@
 //! status code each protocol's contract asks for.
 
 pub mod loki;
+pub mod otlp;
 pub mod remote_write;
 
 use bytes::Bytes;

@@ -370,7 +370,10 @@ mod tests {
     use super::*;
     use crate::ingest::loki::decode::json_label_pairs;
 
-    fn decode(text: &str) -> Result<(Bytes, Vec<(Vec<(String, String)>, Vec<LogEntry>)>), String> {
+    /// A decoded stream: its label pairs as sent and its entries.
+    type Decoded = (Vec<(String, String)>, Vec<LogEntry>);
+
+    fn decode(text: &str) -> Result<(Bytes, Vec<Decoded>), String> {
         let body = Bytes::copy_from_slice(text.as_bytes());
         let mut out = DecodedPush::default();
         decode_push_json(&body, &mut out).map_err(|e| e.to_string())?;
