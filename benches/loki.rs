@@ -21,24 +21,27 @@ const STREAMS: usize = 100;
 const ENTRIES: usize = 10;
 const NOW_NS: i64 = 1_700_000_000_000_000_000;
 
-/// An access-log or application line of about 200 bytes.
+/// An nginx access-log or a JSON application line, about 200 bytes either way.
 fn line(stream: usize, entry: usize) -> String {
     if entry % 2 == 0 {
         format!(
-            "10.42.{}.{} - - [14/Nov/2023:22:13:{:02} +0000] \"GET /api/v1/orders/{} HTTP/1.1\" 200 {} \"-\" \"Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36\" rt=0.0{}",
+            "10.42.{}.{} - - [14/Nov/2023:22:13:{:02} +0000] \"GET /api/v1/orders/{}?expand=items HTTP/1.1\" 200 {} \"-\" \"Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36\" rt=0.0{} urt=0.0{} req_id={:016x}",
             stream % 250,
             entry * 7 % 250,
             entry,
             stream * 1000 + entry,
             512 + entry * 3,
-            entry
+            entry,
+            entry,
+            (stream * 7919 + entry) * 104_729
         )
     } else {
         format!(
-            r#"{{"level":"info","ts":"2023-11-14T22:13:{:02}.123Z","caller":"checkout/service.go:{}","msg":"order processed","order_id":"{:08x}","items":{},"duration_ms":{}}}"#,
+            r#"{{"level":"info","ts":"2023-11-14T22:13:{:02}.123Z","caller":"checkout/service.go:{}","msg":"order processed","status":"ok","order_id":"{:08x}","customer":"cus_{:010}","items":{},"duration_ms":{}}}"#,
             entry,
             100 + stream,
             stream * 7919 + entry,
+            stream * 104_729 + entry,
             entry % 5 + 1,
             entry * 13
         )

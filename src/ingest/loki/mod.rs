@@ -21,7 +21,9 @@
 //!    ([`validate`]) and relabels them (`relabel_configs`). The cached verdict is keep (the
 //!    relabeled `Arc<Stream>`), dropped by relabeling (or relabeled to no labels at all: Loki
 //!    cannot store a stream without labels, and it is the operator's rules, not the client, that
-//!    emptied it), or invalid with Loki's message.
+//!    emptied it), or invalid with Loki's message. Relabeled label names are checked again
+//!    (`labelmap` can write any name): a name Loki cannot parse rejects the stream, as
+//!    Prometheus rejects a scraped series whose relabeled names are invalid.
 //! 4. Entries of kept streams: lines over `max_line_size` are truncated first when
 //!    `max_line_size_truncate`, then the timestamp and line-length rules apply per entry, with
 //!    `now_ns` given by the caller.
@@ -438,6 +440,21 @@ impl LokiIngest {
         let Some(output) = self.relabeler.process(&input) else { return Verdict::Dropped };
         if output.is_empty() {
             return Verdict::Dropped;
+        }
+        // `labelmap` and templated `target_label`s are not name-checked (Prometheus does not
+        // either); a stream whose selector Loki cannot parse must not be forwarded, as recent
+        // Loki refuses a whole push over one such stream.
+        if let Some(bad) =
+            output.iter().find(|l| !NameValidation::Legacy.is_valid_label_name(&l.name))
+        {
+            return Verdict::Invalid(
+                format!(
+                    "stream '{}': relabel_configs produced the invalid label name {:?}",
+                    echo(shown),
+                    echo(&bad.name)
+                )
+                .into(),
+            );
         }
         let received_as = (output != input).then(|| selector_of(&input).into_boxed_str());
         Verdict::Keep(Arc::new(KeptStream { stream: Arc::new(Stream::new(output)), received_as }))

@@ -308,6 +308,27 @@ relabel_configs:
 }
 
 #[test]
+fn relabeling_to_an_invalid_label_name_rejects_the_stream() {
+    let config: LokiIngestConfig =
+        serde_yaml::from_str("relabel_configs: [{action: labelmap, regex: 'k8s_(.*)'}]").unwrap();
+    let (ingest, _) = new_ingest(&config);
+    let body = raw_push(&[
+        (r#"{app="a", k8s_="p"}"#, &[(NOW, "x")]),
+        (r#"{app="b", k8s_pod="p"}"#, &[(NOW, "y")]),
+    ]);
+    let received = receive(&ingest, snappy(&body)).unwrap();
+    assert_eq!(
+        summary(&received.batch),
+        owned(&[(r#"{app="b", k8s_pod="p", pod="p"}"#, &[(NOW, "y")])])
+    );
+    assert_eq!(
+        received.rejection_message().unwrap(),
+        "1 entries rejected (1 accepted): stream '{app=\"a\", k8s_=\"p\"}': relabel_configs \
+         produced the invalid label name \"\""
+    );
+}
+
+#[test]
 fn relabeling_to_no_labels_drops_the_stream() {
     let config: LokiIngestConfig =
         serde_yaml::from_str("relabel_configs: [{action: labeldrop, regex: '.*'}]").unwrap();
@@ -437,4 +458,12 @@ fn every_truncated_body_is_an_error_never_a_panic() {
             assert_ne!(err.kind(), ErrorKind::RateLimited, "{len}: {err}");
         }
     }
+}
+
+#[test]
+fn the_receiver_is_shared_across_threads() {
+    fn check<T: Send + Sync>() {}
+    check::<LokiIngest>();
+    check::<LokiReceived>();
+    check::<IngestError>();
 }
