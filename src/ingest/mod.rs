@@ -7,6 +7,7 @@
 //! status code each protocol's contract asks for.
 
 pub mod remote_write;
+pub mod zipkin;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Limited};
