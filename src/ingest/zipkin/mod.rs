@@ -4,7 +4,8 @@
 //!
 //! Specs: Zipkin API `zipkin2-api.yaml` (`openzipkin/zipkin-api`, swagger `info.version`
 //! 1.0.0); mapping: opentelemetry-collector-contrib `pkg/translator/zipkin/zipkinv2/
-//! to_translator.go` as of v0.147.0 (details in [`translate`]).
+//! to_translator.go` at commit 1fc2aae7, the v0.147.0 line (details in [`translate`]); the
+//! receiver's header handling: `receiver/zipkinreceiver/trace_receiver.go`.
 //!
 //! Negotiation: `Content-Type` must be `application/json` (parameters allowed; a `charset`
 //! must be UTF-8, which JSON requires). A request without `Content-Type` is read as JSON, as

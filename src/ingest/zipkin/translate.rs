@@ -297,6 +297,10 @@ fn status(span: &Span<'_>) -> Option<Status> {
 
 /// How many `otlp.link.N` tags the Collector reads: 0, 1, … up to the first missing one.
 fn link_tag_count(span: &Span<'_>) -> usize {
+    // Most spans have no links: answer those without formatting a key.
+    if !span.tags.contains("otlp.link.0") {
+        return 0;
+    }
     (0..MAX_LINKS).take_while(|i| span.tags.contains(&format!("{TAG_LINK_PREFIX}{i}"))).count()
 }
 
@@ -321,74 +325,12 @@ fn is_consumed(key: &str, value: &str, span: &Span<'_>, kind_tag: bool, links: u
 fn translate_span(index: usize, span: &Span<'_>) -> Result<otlp::Span, ZipkinError> {
     let (kind, kind_tag) = span_kind(span);
     let link_count = link_tag_count(span);
-    let mut links = Vec::new();
-    for i in 0..link_count {
-        let key = format!("{TAG_LINK_PREFIX}{i}");
-        let value = span.tags.get(&key).unwrap_or_default();
-        if let Some(link) = link(value).map_err(|detail| tag_error(index, &key, detail))? {
-            links.push(link);
-        }
-    }
-
-    let mut attributes = Vec::with_capacity(span.tags.len() + 4);
-    for (key, value) in span.tags.iter() {
-        if !is_consumed(key, value, span, kind_tag, link_count) {
-            // Keys are unique and none of them is consumed twice: no need to look for it first.
-            attributes.push(key_value(key, string(value)));
-        }
-    }
-    if let Some(local) = &span.local_endpoint {
-        for ip in [local.ipv4, local.ipv6].into_iter().flatten() {
-            put(&mut attributes, "net.host.ip", string(&ip_text(ip)));
-        }
-        if let Some(port) = local.port.filter(|&p| p > 0) {
-            put(&mut attributes, "net.host.port", any_value::Value::IntValue(port.into()));
-        }
-    }
-    if let Some(remote) = &span.remote_endpoint {
-        if let Some(name) = remote.service_name.as_ref().filter(|n| !n.as_str().is_empty()) {
-            put(&mut attributes, "peer.service", string(name.as_str()));
-        }
-        for ip in [remote.ipv4, remote.ipv6].into_iter().flatten() {
-            put(&mut attributes, "net.peer.ip", string(&ip_text(ip)));
-        }
-        if let Some(port) = remote.port.filter(|&p| p > 0) {
-            put(&mut attributes, "net.peer.port", any_value::Value::IntValue(port.into()));
-        }
-    }
-
-    let out_of_range = |field: &str| ZipkinError::Span {
-        index,
-        field: Some(field.to_owned()),
-        detail: "time is out of range for nanoseconds in u64".into(),
-    };
-    let start_micros = span.timestamp.unwrap_or(0);
-    let start_nanos = start_micros.checked_mul(1000).ok_or_else(|| out_of_range("timestamp"))?;
-    let end_nanos = start_micros
-        .checked_add(span.duration.unwrap_or(0))
-        .and_then(|end| end.checked_mul(1000))
-        .ok_or_else(|| out_of_range("duration"))?;
+    let links = span_links(index, span, link_count)?;
+    let mut attributes = span_attributes(span, kind_tag, link_count);
+    let (start_time_unix_nano, end_time_unix_nano) = span_times(index, span)?;
     if span.timestamp.is_none() {
         put(&mut attributes, ATTRIBUTE_START_TIME_ABSENT, any_value::Value::BoolValue(true));
     }
-
-    let mut events = Vec::with_capacity(span.annotations().len());
-    for (i, annotation) in span.annotations().iter().enumerate() {
-        let value = annotation.value.as_ref().map(|v| v.as_str()).unwrap_or_default();
-        let field = |name: &str| Some(format!("annotations[{i}].{name}"));
-        let nanos = annotation.timestamp.checked_mul(1000).ok_or_else(|| ZipkinError::Span {
-            index,
-            field: field("timestamp"),
-            detail: "time is out of range for nanoseconds in u64".into(),
-        })?;
-        let event = event(nanos, value).map_err(|detail| ZipkinError::Span {
-            index,
-            field: field("value"),
-            detail,
-        })?;
-        events.push(event);
-    }
-
     let parent_span_id = match span.parent_id {
         Some(parent) if parent != span.id => parent.to_vec(),
         _ => Vec::new(),
@@ -400,14 +342,95 @@ fn translate_span(index: usize, span: &Span<'_>) -> Result<otlp::Span, ZipkinErr
         parent_span_id,
         name: span.name.as_ref().map(|n| n.as_str().to_owned()).unwrap_or_default(),
         kind: kind as i32,
-        start_time_unix_nano: start_nanos,
-        end_time_unix_nano: end_nanos,
+        start_time_unix_nano,
+        end_time_unix_nano,
         attributes,
-        events,
+        events: span_events(index, span)?,
         links,
         status: status(span),
         ..Default::default()
     })
+}
+
+fn span_links(index: usize, span: &Span<'_>, count: usize) -> Result<Vec<span::Link>, ZipkinError> {
+    let mut links = Vec::new();
+    for i in 0..count {
+        let key = format!("{TAG_LINK_PREFIX}{i}");
+        let value = span.tags.get(&key).unwrap_or_default();
+        if let Some(link) = link(value).map_err(|detail| tag_error(index, &key, detail))? {
+            links.push(link);
+        }
+    }
+    Ok(links)
+}
+
+/// The tags that are not consumed, then the endpoint attributes.
+fn span_attributes(span: &Span<'_>, kind_tag: bool, link_count: usize) -> Vec<KeyValue> {
+    let mut attributes = Vec::with_capacity(span.tags.len() + 4);
+    for (key, value) in span.tags.iter() {
+        if !is_consumed(key, value, span, kind_tag, link_count) {
+            // Keys are unique and none of them is consumed twice: no need to look for it first.
+            attributes.push(key_value(key, string(value)));
+        }
+    }
+    if let Some(local) = &span.local_endpoint {
+        for ip in [local.ipv4, local.ipv6].into_iter().flatten() {
+            put(&mut attributes, "net.host.ip", any_value::Value::StringValue(ip_text(ip)));
+        }
+        if let Some(port) = local.port.filter(|&p| p > 0) {
+            put(&mut attributes, "net.host.port", any_value::Value::IntValue(port.into()));
+        }
+    }
+    if let Some(remote) = &span.remote_endpoint {
+        if let Some(name) = remote.service_name.as_ref().filter(|n| !n.as_str().is_empty()) {
+            put(&mut attributes, "peer.service", string(name.as_str()));
+        }
+        for ip in [remote.ipv4, remote.ipv6].into_iter().flatten() {
+            put(&mut attributes, "net.peer.ip", any_value::Value::StringValue(ip_text(ip)));
+        }
+        if let Some(port) = remote.port.filter(|&p| p > 0) {
+            put(&mut attributes, "net.peer.port", any_value::Value::IntValue(port.into()));
+        }
+    }
+    attributes
+}
+
+const TIME_OUT_OF_RANGE: &str = "time is out of range for nanoseconds in u64";
+
+/// (start, end) in nanoseconds; an absent timestamp starts at 0.
+fn span_times(index: usize, span: &Span<'_>) -> Result<(u64, u64), ZipkinError> {
+    let out_of_range = |field: &str| ZipkinError::Span {
+        index,
+        field: Some(field.to_owned()),
+        detail: TIME_OUT_OF_RANGE.into(),
+    };
+    let start_micros = span.timestamp.unwrap_or(0);
+    let start = start_micros.checked_mul(1000).ok_or_else(|| out_of_range("timestamp"))?;
+    let end = start_micros
+        .checked_add(span.duration.unwrap_or(0))
+        .and_then(|end| end.checked_mul(1000))
+        .ok_or_else(|| out_of_range("duration"))?;
+    Ok((start, end))
+}
+
+fn span_events(index: usize, span: &Span<'_>) -> Result<Vec<span::Event>, ZipkinError> {
+    let mut events = Vec::with_capacity(span.annotations().len());
+    for (i, annotation) in span.annotations().iter().enumerate() {
+        let field = |name: &str| Some(format!("annotations[{i}].{name}"));
+        let nanos = annotation.timestamp.checked_mul(1000).ok_or_else(|| ZipkinError::Span {
+            index,
+            field: field("timestamp"),
+            detail: TIME_OUT_OF_RANGE.into(),
+        })?;
+        let value = annotation.value.as_ref().map(|v| v.as_str()).unwrap_or_default();
+        let event = event(nanos, value).map_err(|detail| ZipkinError::Span {
+            index,
+            field: field("value"),
+            detail,
+        })?;
+        events.push(event);
+    }
+    Ok(events)
 }
 
 fn tag_error(index: usize, key: &str, detail: String) -> ZipkinError {
