@@ -222,7 +222,7 @@ pub type Spans<'a> = Vec<Option<Span<'a>>>;
 pub fn decode_spans(body: &[u8]) -> Result<Spans<'_>, ZipkinError> {
     match serde_json::from_slice::<Option<Spans<'_>>>(body) {
         Ok(spans) => Ok(spans.unwrap_or_default()),
-        Err(error) => Err(locate(body, error)),
+        Err(error) => Err(locate(body, &error)),
     }
 }
 
@@ -234,7 +234,7 @@ pub fn count_spans(body: &[u8]) -> Option<usize> {
 }
 
 /// Decodes `body` again, recording the path, to say which span and field `error` is about.
-fn locate(body: &[u8], error: serde_json::Error) -> ZipkinError {
+fn locate(body: &[u8], error: &serde_json::Error) -> ZipkinError {
     let mut deserializer = serde_json::Deserializer::from_slice(body);
     let located = match serde_path_to_error::deserialize::<_, Option<Spans<'_>>>(&mut deserializer)
     {

@@ -153,14 +153,16 @@ impl ZipkinIngest {
         if body.len() > self.max_body_size {
             return Err(IngestError::BodyTooLarge { limit: self.max_body_size });
         }
-        let inflated;
-        let json: &[u8] = match encoding {
-            Encoding::Identity => &body,
+        let json_body: Bytes = match encoding {
+            Encoding::Identity => body,
             Encoding::Gzip => {
-                inflated = decode::gunzip_capped(&body, self.max_body_size)?;
-                &inflated
+                let inflated = decode::gunzip_capped(&body, self.max_body_size)?;
+                // The compressed copy is no longer needed while the spans are decoded.
+                drop(body);
+                Bytes::from(inflated)
             }
         };
+        let json: &[u8] = &json_body;
         let spans = match decode::decode_spans(json) {
             Ok(spans) => spans,
             Err(error) => {

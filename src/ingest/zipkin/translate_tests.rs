@@ -47,6 +47,9 @@ fn non_span_attributes_are_sorted_and_unique() {
     assert!(NON_SPAN_ATTRIBUTES.windows(2).all(|pair| pair[0] < pair[1]));
 }
 
+/// (service, [(scope, [last byte of each span id])]).
+type ServiceLayout = (String, Vec<(String, Vec<u8>)>);
+
 #[test]
 fn spans_group_by_service_then_scope_in_sorted_order() {
     let request = translate(&[
@@ -58,7 +61,7 @@ fn spans_group_by_service_then_scope_in_sorted_order() {
         zipkin_span(6, r#""localEndpoint":{"serviceName":"web"}"#),
     ])
     .unwrap();
-    let layout: Vec<(String, Vec<(String, Vec<u8>)>)> = request
+    let layout: Vec<ServiceLayout> = request
         .resource_spans
         .iter()
         .map(|r| {
