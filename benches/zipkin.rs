@@ -1,6 +1,6 @@
 //! Zipkin v2 ingest throughput on a realistic Dapr request: 100 spans (10 traces, each a chain of
 //! 5 service invocations recorded as a CLIENT span in the caller and a shared SERVER span in the
-//! callee), ~9 tags per span, an annotation on every other span; ~60 KB of JSON. Throughput is
+//! callee), ~9 tags per span, an annotation on every other span; ~72 KB of JSON. Throughput is
 //! reported in spans. `decode` = JSON → borrowed spans; `decode_translate` = + the Collector's
 //! mapping to an OTLP request; `receive` = the whole stage (+ `TraceBatch` encoding), as sent
 //! plain and gzip-compressed.
