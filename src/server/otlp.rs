@@ -15,7 +15,7 @@ use bytes::Bytes;
 
 use super::{status_for, tenant_of, AppState, BLOCKING_BODY_BYTES};
 use crate::ingest::otlp::{response, Format, OtlpError};
-use crate::ingest::read_body_capped;
+use crate::ingest::{read_body_capped, IngestError};
 use crate::route::Signal;
 
 #[derive(Clone, Copy)]
@@ -91,9 +91,15 @@ async fn handle(
     state.route.admit(signal).await?;
     let limit = state.otlp.max_http_body_size();
     let content_length = header_str(header::CONTENT_LENGTH).and_then(|v| v.parse().ok());
-    let body: Bytes = read_body_capped(body, content_length, limit)
-        .await
-        .map_err(|_| OtlpError::TooLarge { limit })?;
+    let body: Bytes =
+        read_body_capped(body, content_length, limit).await.map_err(|err| match err {
+            IngestError::BodyTooLarge { .. } => OtlpError::TooLarge { limit },
+            other => OtlpError::Decode {
+                what: "request body",
+                format: "http",
+                detail: other.to_string(),
+            },
+        })?;
     let format = Format::from_content_type(header_str(header::CONTENT_TYPE))?;
     let content_type = header_str(header::CONTENT_TYPE).map(str::to_owned);
     let content_encoding = header_str(header::CONTENT_ENCODING).map(str::to_owned);
