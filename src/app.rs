@@ -8,9 +8,12 @@
 //!    they drop (`strata_forward_items_dropped_total{reason="shutdown"}`);
 //! 5. exit 0.
 
+use std::future::IntoFuture;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
+
+use tokio::sync::watch;
 
 use crate::config::Config;
 use crate::server::{self, AppState};
@@ -43,13 +46,12 @@ pub fn run(config: Config) -> Result<(), AppError> {
 async fn serve(config: Config) -> Result<(), AppError> {
     let catalog = Arc::new(Catalog::new());
     let pipeline = topology::build(&config, &catalog)?;
-    let address = config.server.http_listen_address.clone();
-    let listener = tokio::net::TcpListener::bind(&address)
-        .await
-        .map_err(|source| AppError::Listen { address: address.clone(), source })?;
-    let local = listener
-        .local_addr()
-        .map_err(|source| AppError::Listen { address: address.clone(), source })?;
+    let main_listener = bind(&config.server.http_listen_address).await?;
+    let otlp = &config.ingest.otlp;
+    let otlp_http_listener = match otlp.http_listen_address.as_str() {
+        "" => None,
+        address => Some(bind(address).await?),
+    };
     let ready = Arc::new(AtomicBool::new(true));
     let state = AppState {
         remote_write: pipeline.remote_write.clone(),
@@ -57,24 +59,58 @@ async fn serve(config: Config) -> Result<(), AppError> {
         catalog: catalog.clone(),
         ready: ready.clone(),
     };
-    tracing::info!(address = %local, role = ?config.role, targets = config.forward.remote_write.len(), version = env!("CARGO_PKG_VERSION"), "strata is listening");
+    tracing::info!(
+        address = %local_address(&main_listener),
+        otlp_http = %otlp_http_listener.as_ref().map(local_address).unwrap_or_default(),
+        role = ?config.role,
+        version = env!("CARGO_PKG_VERSION"),
+        "strata is listening"
+    );
 
+    // One shutdown signal for every listener: flips once, after ingest is closed.
+    let (stop_tx, stop_rx) = watch::channel(false);
     let route = pipeline.route.clone();
-    let shutdown = async move {
+    tokio::spawn(async move {
         wait_for_signal().await;
         tracing::info!("shutdown requested: refusing new data, draining");
         ready.store(false, Ordering::Release);
         // Refuse new ingest right away, even on kept-alive connections.
         route.close().await;
+        let _ = stop_tx.send(true);
+    });
+
+    let main_server = axum::serve(main_listener, server::router(state.clone()))
+        .with_graceful_shutdown(stopped(stop_rx.clone()));
+    let otlp_http_server = async {
+        match otlp_http_listener {
+            Some(listener) => {
+                axum::serve(listener, server::otlp_router(state.clone()))
+                    .with_graceful_shutdown(stopped(stop_rx.clone()))
+                    .await
+            }
+            None => Ok(()),
+        }
     };
-    axum::serve(listener, server::router(state))
-        .with_graceful_shutdown(shutdown)
-        .await
-        .map_err(AppError::Serve)?;
+    tokio::try_join!(main_server.into_future(), otlp_http_server).map_err(AppError::Serve)?;
 
     drain(pipeline, config.server.shutdown_timeout.get()).await;
     tracing::info!("shutdown complete");
     Ok(())
+}
+
+async fn bind(address: &str) -> Result<tokio::net::TcpListener, AppError> {
+    tokio::net::TcpListener::bind(address)
+        .await
+        .map_err(|source| AppError::Listen { address: address.to_owned(), source })
+}
+
+fn local_address(listener: &tokio::net::TcpListener) -> String {
+    listener.local_addr().map(|a| a.to_string()).unwrap_or_default()
+}
+
+/// Resolves once the shutdown signal has been given.
+async fn stopped(mut stop: watch::Receiver<bool>) {
+    let _ = stop.wait_for(|stopped| *stopped).await;
 }
 
 /// Waits for the forward workers, then aborts whatever is still retrying after `timeout`.

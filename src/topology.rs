@@ -12,8 +12,9 @@ use tokio::sync::watch;
 
 use crate::config::{Config, ConfigError, ConfigErrors, Role};
 use crate::ingest::remote_write::RemoteWriteIngest;
-use crate::route::Router;
-use crate::sinks::remote_write::{Target, Workers};
+use crate::route::{Router, Targets};
+use crate::sinks::queue::Workers;
+use crate::sinks::{loki, otlp, remote_write};
 use crate::telemetry::Catalog;
 
 /// A wired pipeline: the stages the server calls and the background workers to drain.
@@ -41,11 +42,11 @@ pub fn build(config: &Config, catalog: &Catalog) -> Result<Pipeline, ConfigError
     let remote_write = RemoteWriteIngest::new(ingest_config, catalog)
         .map_err(|e| fail("ingest.remote_write.metric_relabel_configs".into(), e.to_string()))?;
     let (abort, abort_rx) = watch::channel(false);
-    let mut targets = Vec::new();
+    let mut targets = Targets::default();
     let mut workers = Vec::new();
     for (index, target_config) in config.forward.remote_write.iter().enumerate() {
         let name = target_config.display_name(index);
-        let (target, target_workers) = Target::start(
+        let (target, target_workers) = remote_write::Target::start(
             target_config,
             name,
             ingest_config.label_name_validation,
@@ -56,7 +57,30 @@ pub fn build(config: &Config, catalog: &Catalog) -> Result<Pipeline, ConfigError
         .map_err(|e| {
             fail(format!("forward.remote_write[{index}].write_relabel_configs"), e.to_string())
         })?;
-        targets.push(target);
+        targets.metrics.push(target);
+        workers.push(target_workers);
+    }
+    for (index, target_config) in config.forward.loki.iter().enumerate() {
+        let (target, target_workers) = loki::Target::start(
+            target_config,
+            target_config.display_name(index),
+            config.ingest.loki.relabel_cache_size as usize,
+            catalog,
+            &abort_rx,
+        )
+        .map_err(|e| fail(format!("forward.loki[{index}].relabel_configs"), e.to_string()))?;
+        targets.logs.push(target);
+        workers.push(target_workers);
+    }
+    for (index, target_config) in config.forward.otlp.iter().enumerate() {
+        let (target, target_workers) = otlp::Target::start(
+            target_config,
+            target_config.display_name(index),
+            None,
+            catalog,
+            &abort_rx,
+        );
+        targets.traces.push(target);
         workers.push(target_workers);
     }
     Ok(Pipeline {

@@ -78,7 +78,13 @@ fn run_serves_and_exits_zero_on_sigterm() {
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("c.yml");
-    std::fs::write(&config, format!("server:\n  http_listen_address: 127.0.0.1:{port}\n")).unwrap();
+    std::fs::write(
+        &config,
+        format!(
+            "server:\n  http_listen_address: 127.0.0.1:{port}\ningest:\n  otlp:\n    grpc_listen_address: \"\"\n    http_listen_address: \"\"\n"
+        ),
+    )
+    .unwrap();
     let mut child = strata()
         .args(["run", "--log-format", "json", "--config"])
         .arg(&config)

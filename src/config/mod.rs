@@ -437,12 +437,12 @@ impl Config {
         for (index, target) in self.forward.loki.iter().enumerate() {
             let base = format!("forward.loki[{index}]");
             check_name(target.display_name(index), &base, errors);
-            signals::validate_loki_target(target, base, errors);
+            signals::validate_loki_target(target, &base, errors);
         }
         for (index, target) in self.forward.otlp.iter().enumerate() {
             let base = format!("forward.otlp[{index}]");
             check_name(target.display_name(index), &base, errors);
-            signals::validate_otlp_target(target, base, errors);
+            signals::validate_otlp_target(target, &base, errors);
         }
     }
 }

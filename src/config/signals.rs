@@ -436,11 +436,7 @@ pub(super) fn validate_http_target(target: &HttpTargetView<'_>, errors: &mut Vec
     }
 }
 
-pub(super) fn validate_loki_target(
-    target: &LokiTarget,
-    base: String,
-    errors: &mut Vec<ConfigError>,
-) {
+pub(super) fn validate_loki_target(target: &LokiTarget, base: &str, errors: &mut Vec<ConfigError>) {
     relabel(
         &target.relabel_configs,
         NameValidation::Legacy,
@@ -457,7 +453,7 @@ pub(super) fn validate_loki_target(
     }
     validate_http_target(
         &HttpTargetView {
-            base,
+            base: base.to_owned(),
             url: &target.url,
             headers: &target.headers,
             basic_auth: target.basic_auth.as_ref(),
@@ -471,11 +467,7 @@ pub(super) fn validate_loki_target(
     );
 }
 
-pub(super) fn validate_otlp_target(
-    target: &OtlpTarget,
-    base: String,
-    errors: &mut Vec<ConfigError>,
-) {
+pub(super) fn validate_otlp_target(target: &OtlpTarget, base: &str, errors: &mut Vec<ConfigError>) {
     relabel(
         &target.resource_relabel_configs,
         NameValidation::Utf8,
@@ -484,7 +476,7 @@ pub(super) fn validate_otlp_target(
     );
     validate_http_target(
         &HttpTargetView {
-            base: base.clone(),
+            base: base.to_owned(),
             url: &target.endpoint,
             headers: &target.headers,
             basic_auth: target.basic_auth.as_ref(),

@@ -1,20 +1,22 @@
-//! Routing: hands each accepted batch to every forward target, all or nothing.
+//! Routing: hands each accepted batch to every forward target of its signal, all or nothing.
 //!
 //! Admission is two-phase: every target first relabels, shards and reserves queue capacity for
-//! the batch ([`Target::prepare`]); only when all have room is anything queued
-//! ([`Prepared::commit`]). If one target is full, nothing is queued anywhere and the sender gets
-//! a 503 to retry the whole request, so a retry never duplicates data into the targets that did
-//! have room. The batch is shared read-only; each target builds its own relabeled copy.
+//! the batch ([`ForwardTarget::prepare`]); only when all have room is anything queued
+//! ([`Reservation::commit`]). If one target is full, nothing is queued anywhere and the sender
+//! is told to retry the whole request, so a retry never duplicates data into the targets that
+//! did have room. The batch is shared read-only; each target builds its own relabeled copy.
 //!
-//! [`Prepared::commit`]: crate::sinks::remote_write::Prepared::commit
+//! Metrics go to `forward.remote_write`, logs to `forward.loki`, traces to `forward.otlp`.
+//!
+//! [`Reservation::commit`]: crate::sinks::queue::Reservation::commit
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use tokio::sync::RwLock;
 
 use crate::error::ErrorKind;
-use crate::model::MetricBatch;
-use crate::sinks::remote_write::Target;
+use crate::model::{LogBatch, MetricBatch, TraceBatch};
+use crate::sinks::{loki, otlp, remote_write, ForwardTarget};
 
 /// Why a batch could not be routed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -31,27 +33,72 @@ impl RouteError {
     }
 }
 
+/// The three kinds of data, each with its own targets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Signal {
+    Metrics,
+    Logs,
+    Traces,
+}
+
+/// Every forward target, by signal.
+#[derive(Debug, Default)]
+pub struct Targets {
+    pub metrics: Vec<remote_write::Target>,
+    pub logs: Vec<loki::Target>,
+    pub traces: Vec<otlp::Target>,
+}
+
 /// The fan-out point between ingest and the forward sinks.
 #[derive(Debug)]
 pub struct Router {
-    targets: RwLock<Vec<Target>>,
+    metrics: RwLock<Vec<remote_write::Target>>,
+    logs: RwLock<Vec<loki::Target>>,
+    traces: RwLock<Vec<otlp::Target>>,
     closed: AtomicBool,
 }
 
 impl Router {
-    pub fn new(targets: Vec<Target>) -> Self {
-        Self { targets: RwLock::new(targets), closed: AtomicBool::new(false) }
+    pub fn new(targets: Targets) -> Self {
+        Self {
+            metrics: RwLock::new(targets.metrics),
+            logs: RwLock::new(targets.logs),
+            traces: RwLock::new(targets.traces),
+            closed: AtomicBool::new(false),
+        }
     }
 
-    /// Queues `batch` on every target, or on none.
-    pub async fn submit(&self, batch: &MetricBatch) -> Result<(), RouteError> {
-        if self.closed.load(Ordering::Acquire) {
-            return Err(RouteError::ShuttingDown);
-        }
+    /// Queues `batch` on every metrics target, or on none.
+    pub async fn submit_metrics(&self, batch: &MetricBatch) -> Result<(), RouteError> {
         if batch.is_empty() {
-            return Ok(());
+            return self.check_open();
         }
-        let targets = self.targets.read().await;
+        self.submit(&self.metrics, batch).await
+    }
+
+    /// Queues `batch` on every log target, or on none.
+    pub async fn submit_logs(&self, batch: &LogBatch) -> Result<(), RouteError> {
+        if batch.is_empty() {
+            return self.check_open();
+        }
+        self.submit(&self.logs, batch).await
+    }
+
+    /// Queues `batch` on every trace target, or on none.
+    pub async fn submit_traces(&self, batch: &TraceBatch) -> Result<(), RouteError> {
+        if batch.is_empty() {
+            return self.check_open();
+        }
+        self.submit(&self.traces, batch).await
+    }
+
+    async fn submit<T: ForwardTarget>(
+        &self,
+        targets: &RwLock<Vec<T>>,
+        batch: &T::Batch,
+    ) -> Result<(), RouteError> {
+        self.check_open()?;
+        let targets = targets.read().await;
         let mut prepared = Vec::with_capacity(targets.len());
         for target in targets.iter() {
             match target.prepare(batch) {
@@ -66,33 +113,50 @@ impl Router {
         Ok(())
     }
 
-    /// Fails fast, before a request is decoded, when a target's queue is nearly full (a shard
-    /// has less room than one full send) or the router is closed.
-    pub async fn admit(&self) -> Result<(), RouteError> {
-        if self.closed.load(Ordering::Acquire) {
-            return Err(RouteError::ShuttingDown);
-        }
-        let targets = self.targets.read().await;
-        match targets.iter().find(|t| !t.has_headroom()) {
-            Some(target) => {
-                target.count_queue_full();
-                Err(RouteError::QueueFull { target: target.name().to_owned() })
-            }
-            None => Ok(()),
+    /// Fails fast, before a request is decoded, when a target of `signal` is nearly full (a
+    /// shard has less room than one full send) or the router is closed.
+    pub async fn admit(&self, signal: Signal) -> Result<(), RouteError> {
+        self.check_open()?;
+        match signal {
+            Signal::Metrics => admit_to(&self.metrics.read().await),
+            Signal::Logs => admit_to(&self.logs.read().await),
+            Signal::Traces => admit_to(&self.traces.read().await),
         }
     }
 
+    fn check_open(&self) -> Result<(), RouteError> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(RouteError::ShuttingDown);
+        }
+        Ok(())
+    }
+
     /// Refuses new batches and closes the targets' queues so their workers drain and exit.
-    /// Waits for in-flight `submit`s (they hold the read lock) to finish first.
+    /// Waits for in-flight submits (they hold the read locks) to finish first.
     pub async fn close(&self) {
         self.closed.store(true, Ordering::Release);
-        let mut targets = self.targets.write().await;
-        for target in targets.iter_mut() {
-            target.close();
+        for target in self.metrics.write().await.iter_mut() {
+            target.queue_mut().close();
+        }
+        for target in self.logs.write().await.iter_mut() {
+            target.queue_mut().close();
+        }
+        for target in self.traces.write().await.iter_mut() {
+            target.queue_mut().close();
         }
     }
 
     pub fn is_closed(&self) -> bool {
         self.closed.load(Ordering::Acquire)
+    }
+}
+
+fn admit_to<T: ForwardTarget>(targets: &[T]) -> Result<(), RouteError> {
+    match targets.iter().find(|t| !t.queue().has_headroom()) {
+        Some(target) => {
+            target.queue().count_queue_full();
+            Err(RouteError::QueueFull { target: target.queue().name().to_owned() })
+        }
+        None => Ok(()),
     }
 }

@@ -587,7 +587,7 @@ pub fn strata_bin() -> PathBuf {
 pub fn spawn_strata(config_yaml: &str) -> (ChildGuard, TempDir) {
     let dir = tempfile::Builder::new().prefix("strata-test-").tempdir().expect("tempdir");
     let cfg = dir.path().join("strata.yaml");
-    std::fs::write(&cfg, config_yaml).expect("write strata config");
+    std::fs::write(&cfg, otlp_listeners_off_unless_set(config_yaml)).expect("write strata config");
     let mut cmd = Command::new(strata_bin());
     cmd.arg("run").arg("--config").arg(&cfg).current_dir(dir.path());
     if std::env::var_os("RUST_LOG").is_none() {
@@ -595,6 +595,30 @@ pub fn spawn_strata(config_yaml: &str) -> (ChildGuard, TempDir) {
     }
     let guard = ChildGuard::spawn("strata", &mut cmd);
     (guard, dir)
+}
+
+/// Tests run in parallel, so the OTLP listeners must not take their fixed default ports
+/// (4317/4318): turns them off (empty address) unless the config sets them.
+pub fn otlp_listeners_off_unless_set(config_yaml: &str) -> String {
+    let mut root: serde_yaml::Value = serde_yaml::from_str(config_yaml).expect("test config yaml");
+    if root.is_null() {
+        root = serde_yaml::Value::Mapping(Default::default());
+    }
+    let mapping = |v: &mut serde_yaml::Value, key: &str| -> serde_yaml::Value {
+        let map = v.as_mapping_mut().expect("config mapping");
+        map.entry(key.into())
+            .or_insert_with(|| serde_yaml::Value::Mapping(Default::default()))
+            .clone()
+    };
+    let mut ingest = mapping(&mut root, "ingest");
+    let mut otlp = mapping(&mut ingest, "otlp");
+    let otlp_map = otlp.as_mapping_mut().expect("otlp mapping");
+    for key in ["grpc_listen_address", "http_listen_address"] {
+        otlp_map.entry(key.into()).or_insert_with(|| "".into());
+    }
+    ingest.as_mapping_mut().unwrap().insert("otlp".into(), otlp);
+    root.as_mapping_mut().unwrap().insert("ingest".into(), ingest);
+    serde_yaml::to_string(&root).expect("serialize test config")
 }
 
 // ---------------------------------------------------------------------------------------------

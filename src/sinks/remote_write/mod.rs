@@ -10,35 +10,35 @@
 //!                   exponential backoff (Retry-After honoured); other 4xx dropped and counted
 //! ```
 //!
+//! Queueing, shard workers, backpressure and retries are the shared [`super::queue`]
+//! machinery; this module decides what a payload is (encoded 1.0 series, or 2.0 batches) and
+//! how a flush encodes it.
+//!
 //! Invariants:
 //! * A series always goes to the same shard (hash of its labels), and a shard sends one request
 //!   at a time, so samples of a series leave in the order they arrived.
-//! * Memory is bounded: a shard holds at most `queue_config.capacity` items (samples +
-//!   histograms + exemplars), enforced by a semaphore whose permits travel with the data and are
-//!   released only once it is sent or dropped. When permits are short, [`Target::prepare`] fails
-//!   and ingest answers 503, so a slow receiver pushes back on senders instead of growing memory.
+//! * Queue capacity counts items (samples + histograms + exemplars).
 //! * Admission is all-or-nothing per request across targets (see `route`): permits for every
 //!   target are taken before any data is queued.
 
-pub mod client;
 pub mod encode;
 
 use std::sync::Arc;
-use std::time::Duration;
 
-use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
-use tokio::task::JoinHandle;
-use tokio::time::Instant;
+use http::{HeaderMap, HeaderValue};
+use tokio::sync::watch;
 
+use super::http::{Auth, HttpTarget, RetryPolicy, Sender};
+use super::queue::{self, Flush, QueueFull, Reservation, ShardedQueue, Workers};
+use super::ForwardTarget;
 use crate::config::RemoteWriteTarget;
 use crate::model::{MetricBatch, Series, SeriesView};
 use crate::relabel::{CacheTally, NameValidation, RelabelError, Relabeler, SeriesCache};
 use crate::telemetry::{Catalog, ForwardDropReason, ForwardMetrics};
-use client::{SendError, Sender};
 use encode::{EncodeOptions, EncodedV1};
 
 /// What a chunk carries to its shard worker.
-enum Payload {
+pub enum Payload {
     /// 1.0: the series already encoded as `WriteRequest.timeseries` fields (done at admission,
     /// while the data is in cache); a request is a concatenation of these.
     Encoded(EncodedV1),
@@ -55,51 +55,54 @@ impl Payload {
     }
 }
 
-/// Data queued for one shard, with the capacity it occupies.
-struct Chunk {
-    payload: Payload,
-    _permit: OwnedSemaphorePermit,
-}
-
-struct Shard {
-    tx: mpsc::Sender<Chunk>,
-    permits: Arc<Semaphore>,
+impl queue::Payload for Payload {
+    fn items(&self) -> usize {
+        Payload::items(self)
+    }
 }
 
 /// One forward destination: its relabeling, its shards and their workers.
 pub struct Target {
-    name: String,
     relabeler: Relabeler,
     /// Present only with `write_relabel_configs`: key = ingest series' encoded labels.
     cache: Option<SeriesCache<Option<Arc<Series>>>>,
-    shards: Vec<Shard>,
+    queue: ShardedQueue<Payload>,
     protocol_version: u8,
     options: EncodeOptions,
     /// `max_samples_per_send`: the most items one chunk (and one request) carries.
     max_items: usize,
-    /// Free items per shard below which [`Target::has_headroom`] says no.
-    headroom: usize,
-    metrics: ForwardMetrics,
 }
 
 impl std::fmt::Debug for Target {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Target")
-            .field("name", &self.name)
-            .field("shards", &self.shards.len())
-            .finish()
+        f.debug_struct("Target").field("queue", &self.queue).finish()
     }
 }
 
-/// Data of one request, relabeled and split for a target, with its capacity already reserved.
-pub struct Prepared<'a> {
-    target: &'a Target,
-    chunks: Vec<(usize, Chunk)>,
-}
-
-/// Handles to stop a target's workers.
-pub struct Workers {
-    pub handles: Vec<JoinHandle<()>>,
+/// The HTTP side of a remote-write target.
+pub fn http_target(config: &RemoteWriteTarget) -> HttpTarget {
+    let mut headers = HeaderMap::new();
+    let (content_type, version) = match config.protocol_version {
+        2 => (crate::ingest::remote_write::CONTENT_TYPE_V2, "2.0.0"),
+        _ => ("application/x-protobuf", "0.1.0"),
+    };
+    headers.insert(http::header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    headers.insert(http::header::CONTENT_ENCODING, HeaderValue::from_static("snappy"));
+    headers.insert("x-prometheus-remote-write-version", HeaderValue::from_static(version));
+    HttpTarget {
+        url: config.url.parse().expect("validated url"),
+        headers,
+        auth: Auth::from_config(
+            config.basic_auth.as_ref(),
+            config.bearer_token.as_ref(),
+            config.bearer_token_file.as_ref(),
+        ),
+        timeout: config.remote_timeout.get(),
+        min_backoff: config.queue_config.min_backoff.get(),
+        max_backoff: config.queue_config.max_backoff.get(),
+        retry: RetryPolicy::RemoteWrite { retry_on_429: config.queue_config.retry_on_http_429 },
+    }
+    .with_user_headers(&config.headers)
 }
 
 impl Target {
@@ -118,61 +121,30 @@ impl Target {
         let cache = (!relabeler.is_empty()).then(|| {
             SeriesCache::new(cache_size, catalog.relabel_cache(&format!("forward:{name}")))
         });
-        let queue = &config.queue_config;
-        metrics.queue_capacity.set((queue.capacity * queue.shards) as i64);
-        let sender = Arc::new(Sender::new(config, name.clone(), metrics.clone()));
         let options = EncodeOptions {
             send_exemplars: config.send_exemplars,
             send_native_histograms: config.send_native_histograms,
         };
-        let mut shards = Vec::with_capacity(queue.shards);
-        let mut handles = Vec::with_capacity(queue.shards);
-        for _ in 0..queue.shards {
-            // Every chunk holds at least one permit, so the channel never has more chunks than
-            // the semaphore has permits: try_send after a successful acquire cannot fail.
-            let (tx, rx) = mpsc::channel(queue.capacity);
-            let worker = ShardWorker {
-                rx,
-                sender: sender.clone(),
-                options,
-                protocol_version: config.protocol_version,
-                max_items: queue.max_samples_per_send,
-                deadline: queue.batch_send_deadline.get(),
-                metrics: metrics.clone(),
-                abort: abort.clone(),
-            };
-            handles.push(tokio::spawn(worker.run()));
-            shards.push(Shard { tx, permits: Arc::new(Semaphore::new(queue.capacity)) });
-        }
+        let flusher = Arc::new(Flusher {
+            sender: Sender::new(http_target(config), name.clone(), metrics.clone()),
+            options,
+            protocol_version: config.protocol_version,
+            max_items: config.queue_config.max_samples_per_send,
+            metrics: metrics.clone(),
+            abort: abort.clone(),
+        });
+        let (queue, workers) = ShardedQueue::start(name, &config.queue_config, &flusher, metrics);
         Ok((
             Self {
-                name,
                 relabeler,
                 cache,
-                shards,
+                queue,
                 protocol_version: config.protocol_version,
                 options,
-                max_items: queue.max_samples_per_send,
-                headroom: queue.max_samples_per_send,
-                metrics,
+                max_items: config.queue_config.max_samples_per_send,
             },
-            Workers { handles },
+            workers,
         ))
-    }
-
-    pub fn name(&self) -> &str {
-        &self.name
-    }
-
-    /// Counts an ingest request refused because this target's queue was full.
-    pub fn count_queue_full(&self) {
-        self.metrics.queue_full.inc();
-    }
-
-    /// Whether every shard has room for at least one more full request. Ingest checks this
-    /// before decoding, so that under overload a 503 costs nothing instead of a wasted decode.
-    pub fn has_headroom(&self) -> bool {
-        self.shards.iter().all(|shard| shard.permits.available_permits() >= self.headroom)
     }
 
     /// The series as this target sees it (after `write_relabel_configs`), or None if dropped.
@@ -194,7 +166,7 @@ impl Target {
         dropped: &mut u64,
         mut place: impl FnMut(usize, Arc<Series>, SeriesView<'b>),
     ) {
-        let shard_count = self.shards.len() as u64;
+        let shard_count = self.queue.shard_count() as u64;
         for view in batch.iter() {
             match self.relabel(view.series, tally) {
                 Some(series) => place((series.hash % shard_count) as usize, series, view),
@@ -206,8 +178,8 @@ impl Target {
     /// Relabels and shards `batch`, reserving queue capacity. Fails (nothing reserved) when a
     /// shard lacks room. For 1.0 targets the series are encoded here, split into chunks of at
     /// most `max_samples_per_send` items.
-    pub fn prepare(&self, batch: &MetricBatch) -> Result<Prepared<'_>, QueueFull> {
-        let shard_count = self.shards.len();
+    fn prepare_batch(&self, batch: &MetricBatch) -> Result<Reservation<'_, Payload>, QueueFull> {
+        let shard_count = self.queue.shard_count();
         let mut payloads: Vec<(usize, Payload)> = Vec::new();
         let mut dropped = 0u64;
         let mut tally = CacheTally::default();
@@ -243,125 +215,50 @@ impl Target {
         if let Some(cache) = &self.cache {
             cache.record(tally);
         }
-        let mut chunks = Vec::with_capacity(payloads.len());
-        for (index, payload) in payloads {
-            let needed = payload.items().max(1);
-            let Some(permit) = u32::try_from(needed)
-                .ok()
-                .and_then(|n| self.shards[index].permits.clone().try_acquire_many_owned(n).ok())
-            else {
-                self.metrics.queue_full.inc();
-                return Err(QueueFull { target: self.name.clone() });
-            };
-            chunks.push((index, Chunk { payload, _permit: permit }));
-        }
+        let reservation = self.queue.reserve(payloads)?;
         if dropped > 0 {
-            self.metrics.dropped(ForwardDropReason::Relabel).inc_by(dropped);
+            self.queue.metrics().dropped(ForwardDropReason::Relabel).inc_by(dropped);
         }
-        Ok(Prepared { target: self, chunks })
-    }
-
-    /// Closes the shard channels: workers send what they hold and exit.
-    pub fn close(&mut self) {
-        self.shards.clear();
+        Ok(reservation)
     }
 }
 
-impl Prepared<'_> {
-    /// Queues the prepared chunks. Cannot fail: capacity was reserved by `prepare`.
-    pub fn commit(self) {
-        for (index, chunk) in self.chunks {
-            let items = chunk.payload.items() as i64;
-            let Some(shard) = self.target.shards.get(index) else {
-                // The target was closed between prepare and commit (shutdown): count, never hide.
-                self.target.metrics.dropped(ForwardDropReason::Shutdown).inc_by(items as u64);
-                continue;
-            };
-            match shard.tx.try_send(chunk) {
-                Ok(()) => {
-                    self.target.metrics.queue_pushed.inc_by(items as u64);
-                    self.target.metrics.queue_length.inc_by(items);
-                }
-                Err(err) => {
-                    debug_assert!(false, "a permit-holding chunk found no room: {err}");
-                    self.target.metrics.dropped(ForwardDropReason::Shutdown).inc_by(items as u64);
-                }
-            }
-        }
+impl ForwardTarget for Target {
+    type Batch = MetricBatch;
+    type Payload = Payload;
+
+    fn queue(&self) -> &ShardedQueue<Payload> {
+        &self.queue
+    }
+
+    fn queue_mut(&mut self) -> &mut ShardedQueue<Payload> {
+        &mut self.queue
+    }
+
+    fn prepare(&self, batch: &MetricBatch) -> Result<Reservation<'_, Payload>, QueueFull> {
+        self.prepare_batch(batch)
     }
 }
 
-/// A target's queue is full: the request should be retried later (503).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct QueueFull {
-    pub target: String,
-}
-
-struct ShardWorker {
-    rx: mpsc::Receiver<Chunk>,
-    sender: Arc<Sender>,
+/// Encodes and sends what a shard gathered.
+struct Flusher {
+    sender: Sender,
     options: EncodeOptions,
     protocol_version: u8,
     max_items: usize,
-    deadline: Duration,
     metrics: ForwardMetrics,
     abort: watch::Receiver<bool>,
 }
 
-impl ShardWorker {
-    async fn run(mut self) {
-        let mut pending: Vec<Chunk> = Vec::new();
-        let mut pending_items = 0usize;
-        let mut flush_at: Option<Instant> = None;
-        let mut scratch = SendScratch::default();
-        loop {
-            let received = tokio::select! {
-                chunk = self.rx.recv() => chunk,
-                () = sleep_until(flush_at) => {
-                    self.flush(&mut pending, &mut pending_items, &mut scratch).await;
-                    flush_at = None;
-                    continue;
-                }
-            };
-            let Some(chunk) = received else { break };
-            let items = chunk.payload.items();
-            if pending_items > 0 && pending_items + items > self.max_items {
-                self.flush(&mut pending, &mut pending_items, &mut scratch).await;
-                flush_at = None;
-            }
-            pending_items += items;
-            pending.push(chunk);
-            if pending_items >= self.max_items {
-                self.flush(&mut pending, &mut pending_items, &mut scratch).await;
-                flush_at = None;
-            } else if flush_at.is_none() {
-                flush_at = Some(Instant::now() + self.deadline);
-            }
-        }
-        self.flush(&mut pending, &mut pending_items, &mut scratch).await;
-    }
+impl Flush<Payload> for Flusher {
+    type Scratch = SendScratch;
 
-    /// Sends what is pending as one request (2.0 batches over the limit in request-sized
-    /// pieces; a 1.0 chunk is never over it unless one series alone is). Dropping the chunks
-    /// afterwards releases their permits.
-    async fn flush(
-        &self,
-        pending: &mut Vec<Chunk>,
-        pending_items: &mut usize,
-        scratch: &mut SendScratch,
-    ) {
-        if pending.is_empty() {
-            return;
-        }
-        let items = std::mem::take(pending_items);
-        self.metrics.queue_popped.inc_by(items as u64);
-        self.metrics.queue_length.dec_by(items as i64);
-        // Keep the permits until the data is sent (or dropped): they are the queue's capacity.
-        let mut permits = Vec::with_capacity(pending.len());
+    /// Sends the payloads as one request (2.0 batches over the limit in request-sized pieces;
+    /// a 1.0 chunk is never over it unless one series alone is).
+    async fn flush(&self, payloads: Vec<Payload>, scratch: &mut SendScratch) {
         let mut encoded: Vec<EncodedV1> = Vec::new();
         let mut batches: Vec<MetricBatch> = Vec::new();
-        for Chunk { payload, _permit } in pending.drain(..) {
-            permits.push(_permit);
+        for payload in payloads {
             match payload {
                 Payload::Encoded(chunk) => encoded.push(chunk),
                 Payload::Batch(batch) => batches.push(batch),
@@ -369,78 +266,50 @@ impl ShardWorker {
         }
         if !encoded.is_empty() {
             encode::write_v1_request(encoded.iter(), &mut scratch.raw);
-            let sent = Sent::of_encoded(&encoded);
-            self.send(sent, scratch).await;
+            self.send(Sent::of_encoded(&encoded), scratch).await;
         }
         if !batches.is_empty() {
             let all: MetricBatch = merge(batches);
             for piece in all.split_by_items(self.max_items) {
+                let pieces = std::slice::from_ref(&piece);
                 match self.protocol_version {
-                    2 => encode::encode_v2(
-                        std::slice::from_ref(&piece),
-                        self.options,
-                        &mut scratch.raw,
-                    ),
-                    _ => encode::encode_v1(
-                        std::slice::from_ref(&piece),
-                        self.options,
-                        &mut scratch.raw,
-                    ),
+                    2 => encode::encode_v2(pieces, self.options, &mut scratch.raw),
+                    _ => encode::encode_v1(pieces, self.options, &mut scratch.raw),
                 }
                 self.send(Sent::of_batch(&piece, self.options), scratch).await;
             }
         }
-        drop(permits);
     }
+}
 
-    /// Compresses `scratch.raw` and sends it, retrying as the protocol allows; always accounts
-    /// for every item (sent, or dropped with a reason).
+impl Flusher {
+    /// Compresses `scratch.raw` and sends it; accounts for every item (sent, or dropped).
     async fn send(&self, sent: Sent, scratch: &mut SendScratch) {
         let samples = sent.samples + sent.histograms;
-        // Compress into a reused buffer: `compress_vec` would zero-fill a fresh
-        // max_compress_len() buffer (~1 MB for 2,000 samples) on every send.
-        scratch.compressed.resize(snap::raw::max_compress_len(scratch.raw.len()), 0);
-        let compressed = match scratch.snappy.compress(&scratch.raw, &mut scratch.compressed) {
-            Ok(len) => bytes::Bytes::copy_from_slice(&scratch.compressed[..len]),
-            Err(err) => {
-                tracing::error!(target_name = %self.sender.name(), error = %err, "cannot snappy-encode a batch; dropping it");
-                self.metrics.dropped(ForwardDropReason::Encode).inc_by(samples as u64);
-                return;
-            }
+        let Some(compressed) = scratch.compress() else {
+            tracing::error!(target_name = %transport_name(&self.sender), "cannot snappy-encode a batch; dropping it");
+            self.metrics.dropped(ForwardDropReason::Encode).inc_by(samples as u64);
+            return;
         };
-        let mut backoff = self.sender.min_backoff();
-        loop {
-            match self.sender.post(compressed.clone()).await {
-                Ok(()) => {
-                    self.metrics.samples_sent.inc_by(sent.samples as u64);
-                    self.metrics.histograms_sent.inc_by(sent.histograms as u64);
-                    self.metrics.exemplars_sent.inc_by(sent.exemplars as u64);
-                    return;
-                }
-                Err(SendError::Rejected { status, body }) => {
-                    tracing::warn!(target_name = %self.sender.name(), %status, response = %body, samples, "remote-write receiver rejected a batch; dropping it (not retryable)");
-                    self.metrics.dropped(ForwardDropReason::Rejected).inc_by(samples as u64);
-                    return;
-                }
-                Err(SendError::Retryable { reason, retry_after }) => {
-                    self.metrics.retries.inc();
-                    let wait = retry_after.unwrap_or(backoff);
-                    tracing::warn!(target_name = %self.sender.name(), %reason, wait_ms = wait.as_millis() as u64, "remote-write send failed; retrying");
-                    backoff = (backoff * 2).min(self.sender.max_backoff());
-                    let mut abort = self.abort.clone();
-                    let aborted = tokio::select! {
-                        () = tokio::time::sleep(wait) => false,
-                        _ = abort.wait_for(|aborted| *aborted) => true,
-                    } || *self.abort.borrow();
-                    if aborted {
-                        tracing::error!(target_name = %self.sender.name(), samples, "shutdown deadline passed while retrying; dropping the batch");
-                        self.metrics.dropped(ForwardDropReason::Shutdown).inc_by(samples as u64);
-                        return;
-                    }
-                }
-            }
+        let outcome = queue::send_with_retry(
+            &self.sender,
+            compressed,
+            &HeaderMap::new(),
+            samples,
+            &self.metrics,
+            &self.abort,
+        )
+        .await;
+        if outcome.is_ok() {
+            self.metrics.samples_sent.inc_by(sent.samples as u64);
+            self.metrics.histograms_sent.inc_by(sent.histograms as u64);
+            self.metrics.exemplars_sent.inc_by(sent.exemplars as u64);
         }
     }
+}
+
+fn transport_name(sender: &Sender) -> &str {
+    queue::Transport::name(sender)
 }
 
 /// What one request carries, for the sent counters.
@@ -482,8 +351,9 @@ fn merge(batches: Vec<MetricBatch>) -> MetricBatch {
     all
 }
 
-struct SendScratch {
-    raw: Vec<u8>,
+/// Reusable buffers of one shard worker.
+pub(crate) struct SendScratch {
+    pub(crate) raw: Vec<u8>,
     compressed: Vec<u8>,
     snappy: snap::raw::Encoder,
 }
@@ -494,10 +364,18 @@ impl Default for SendScratch {
     }
 }
 
-async fn sleep_until(deadline: Option<Instant>) {
-    match deadline {
-        Some(deadline) => tokio::time::sleep_until(deadline).await,
-        None => std::future::pending().await,
+impl SendScratch {
+    /// Snappy-compresses `raw` into a reused buffer (`compress_vec` would zero-fill a fresh
+    /// max_compress_len() buffer, ~1 MB for 2,000 samples, on every send).
+    pub(crate) fn compress(&mut self) -> Option<bytes::Bytes> {
+        self.compressed.resize(snap::raw::max_compress_len(self.raw.len()), 0);
+        match self.snappy.compress(&self.raw, &mut self.compressed) {
+            Ok(len) => Some(bytes::Bytes::copy_from_slice(&self.compressed[..len])),
+            Err(err) => {
+                tracing::error!(error = %err, "snappy encoding failed");
+                None
+            }
+        }
     }
 }
 

@@ -14,6 +14,7 @@ use super::*;
 use crate::config::{QueueConfig, RemoteWriteTarget};
 use crate::ingest::remote_write::decode::{DecodedWrite, Version};
 use crate::model::{Labels, Sample};
+use crate::sinks::ForwardTarget;
 
 /// One decoded series: its labels as text and its samples.
 type SeriesSamples = (String, Vec<Sample>);
@@ -134,7 +135,7 @@ fn start(config: &RemoteWriteTarget) -> Running {
 }
 
 async fn finish(mut running: Running) -> Catalog {
-    running.target.close();
+    running.target.queue_mut().close();
     for handle in running.workers.handles {
         tokio::time::timeout(Duration::from_secs(10), handle).await.unwrap().unwrap();
     }
@@ -255,7 +256,7 @@ async fn shutdown_deadline_drops_and_counts() {
     )
     .unwrap();
     target.prepare(&batch(3, 1, 0)).unwrap().commit();
-    target.close();
+    target.queue_mut().close();
     tokio::time::sleep(Duration::from_millis(50)).await;
     abort.send(true).unwrap();
     for handle in workers.handles {

@@ -1,7 +1,8 @@
-//! The HTTP side of the remote-write sender: one POST per batch, and the classification of its
-//! outcome the way Prometheus' sender does it (`storage/remote/client.go`): 2xx is success; 5xx,
-//! 429 (when `retry_on_http_429`) and transport errors are retryable; every other status is a
-//! permanent rejection.
+//! The HTTP transport every HTTP forward target uses: one POST per batch, and the
+//! classification of its outcome. Remote-write classifies as Prometheus' sender does
+//! (`storage/remote/client.go`): 2xx success; 5xx and 429 (when `retry_on_http_429`) and
+//! transport errors retryable; any other status a permanent rejection. OTLP/HTTP narrows the
+//! retryable statuses to 429, 502, 503 and 504 (OTLP spec, "Failures" of OTLP/HTTP).
 
 use std::time::Duration;
 
@@ -13,7 +14,8 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 
-use crate::config::RemoteWriteTarget;
+use super::queue::{SendError, Transport};
+use crate::config::BasicAuth;
 use crate::telemetry::ForwardMetrics;
 
 /// Largest Retry-After honoured; beyond it the normal backoff applies.
@@ -21,102 +23,119 @@ const MAX_RETRY_AFTER: Duration = Duration::from_secs(300);
 /// How much of an error response body is kept for the log.
 const MAX_ERROR_BODY: usize = 1024;
 
-/// How a send went wrong.
-#[derive(Debug)]
-pub enum SendError {
-    Retryable { reason: String, retry_after: Option<Duration> },
-    Rejected { status: StatusCode, body: String },
+/// Which non-2xx statuses are worth retrying.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RetryPolicy {
+    /// Prometheus remote-write: every 5xx, and 429 when `retry_on_429`.
+    RemoteWrite { retry_on_429: bool },
+    /// OTLP/HTTP: 429, 502, 503, 504.
+    Otlp,
 }
 
-/// Posts snappy-compressed remote-write bodies to one URL.
-pub struct Sender {
-    name: String,
-    url: http::Uri,
-    client: Client<HttpConnector, Full<Bytes>>,
-    headers: HeaderMap,
-    auth: Auth,
-    timeout: Duration,
-    min_backoff: Duration,
-    max_backoff: Duration,
-    retry_on_429: bool,
-    metrics: ForwardMetrics,
+impl RetryPolicy {
+    fn is_retryable(self, status: StatusCode) -> bool {
+        match self {
+            Self::RemoteWrite { retry_on_429 } => {
+                status.is_server_error()
+                    || (status == StatusCode::TOO_MANY_REQUESTS && retry_on_429)
+            }
+            Self::Otlp => matches!(status.as_u16(), 429 | 502 | 503 | 504),
+        }
+    }
 }
 
-enum Auth {
+/// Credentials of a target, from the Prometheus-style config keys.
+#[derive(Clone, Debug)]
+pub enum Auth {
     None,
     Basic { username: String, password: Option<String>, password_file: Option<String> },
     Bearer(String),
     BearerFile(String),
 }
 
-impl Sender {
-    /// `config` is validated (URL, headers) before this is called.
-    pub fn new(config: &RemoteWriteTarget, name: String, metrics: ForwardMetrics) -> Self {
-        let mut headers = HeaderMap::new();
-        let (content_type, version) = match config.protocol_version {
-            2 => (crate::ingest::remote_write::CONTENT_TYPE_V2, "2.0.0"),
-            _ => ("application/x-protobuf", "0.1.0"),
-        };
-        headers.insert(http::header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-        headers.insert(http::header::CONTENT_ENCODING, HeaderValue::from_static("snappy"));
-        headers.insert("x-prometheus-remote-write-version", HeaderValue::from_static(version));
-        headers.insert(
-            http::header::USER_AGENT,
-            HeaderValue::from_static(concat!("strata/", env!("CARGO_PKG_VERSION"))),
-        );
-        for (key, value) in &config.headers {
-            if let (Ok(key), Ok(value)) =
-                (HeaderName::from_bytes(key.as_bytes()), HeaderValue::from_str(value))
-            {
-                headers.insert(key, value);
-            }
-        }
-        let auth = if let Some(basic) = &config.basic_auth {
-            Auth::Basic {
+impl Auth {
+    /// From the three mutually exclusive keys (validated before).
+    pub fn from_config(
+        basic_auth: Option<&BasicAuth>,
+        bearer_token: Option<&String>,
+        bearer_token_file: Option<&String>,
+    ) -> Self {
+        if let Some(basic) = basic_auth {
+            Self::Basic {
                 username: basic.username.clone(),
                 password: basic.password.clone(),
                 password_file: basic.password_file.clone(),
             }
-        } else if let Some(token) = &config.bearer_token {
-            Auth::Bearer(token.clone())
-        } else if let Some(file) = &config.bearer_token_file {
-            Auth::BearerFile(file.clone())
+        } else if let Some(token) = bearer_token {
+            Self::Bearer(token.clone())
+        } else if let Some(file) = bearer_token_file {
+            Self::BearerFile(file.clone())
         } else {
-            Auth::None
-        };
+            Self::None
+        }
+    }
+}
+
+/// Everything one HTTP target needs to send.
+#[derive(Clone, Debug)]
+pub struct HttpTarget {
+    pub url: http::Uri,
+    /// Content-Type, Content-Encoding, protocol headers and the user's `headers`.
+    pub headers: HeaderMap,
+    pub auth: Auth,
+    pub timeout: Duration,
+    pub min_backoff: Duration,
+    pub max_backoff: Duration,
+    pub retry: RetryPolicy,
+}
+
+impl HttpTarget {
+    /// Adds the user's `headers` (validated: names and values usable, none reserved).
+    pub fn with_user_headers(
+        mut self,
+        headers: &std::collections::BTreeMap<String, String>,
+    ) -> Self {
+        for (key, value) in headers {
+            if let (Ok(key), Ok(value)) =
+                (HeaderName::from_bytes(key.as_bytes()), HeaderValue::from_str(value))
+            {
+                self.headers.insert(key, value);
+            }
+        }
+        self.headers.insert(
+            http::header::USER_AGENT,
+            HeaderValue::from_static(concat!("strata/", env!("CARGO_PKG_VERSION"))),
+        );
+        self
+    }
+}
+
+/// Posts encoded bodies to one URL.
+pub struct Sender {
+    name: String,
+    target: HttpTarget,
+    client: Client<HttpConnector, Full<Bytes>>,
+    metrics: ForwardMetrics,
+}
+
+impl Sender {
+    pub fn new(target: HttpTarget, name: String, metrics: ForwardMetrics) -> Self {
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
-        connector.set_connect_timeout(Some(config.remote_timeout.get()));
+        connector.set_connect_timeout(Some(target.timeout));
         let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(90))
             .build(connector);
-        Self {
-            name,
-            url: config.url.parse().expect("validated url"),
-            client,
-            headers,
-            auth,
-            timeout: config.remote_timeout.get(),
-            min_backoff: config.queue_config.min_backoff.get(),
-            max_backoff: config.queue_config.max_backoff.get(),
-            retry_on_429: config.queue_config.retry_on_http_429,
-            metrics,
-        }
+        Self { name, target, client, metrics }
     }
 
     pub fn name(&self) -> &str {
         &self.name
     }
-    pub fn min_backoff(&self) -> Duration {
-        self.min_backoff
-    }
-    pub fn max_backoff(&self) -> Duration {
-        self.max_backoff
-    }
 
     /// The Authorization header; `_file` secrets are read on every request so rotation works.
     fn authorization(&self) -> Result<Option<HeaderValue>, String> {
-        let value = match &self.auth {
+        let value = match &self.target.auth {
             Auth::None => return Ok(None),
             Auth::Bearer(token) => format!("Bearer {token}"),
             Auth::BearerFile(path) => {
@@ -144,12 +163,15 @@ impl Sender {
         Ok(Some(header))
     }
 
-    /// One attempt.
-    pub async fn post(&self, body: Bytes) -> Result<(), SendError> {
-        let mut request = Request::post(self.url.clone())
+    /// One attempt; `extra` headers (e.g. the tenant) are added to the target's own.
+    pub async fn post(&self, body: Bytes, extra: &HeaderMap) -> Result<(), SendError> {
+        let mut request = Request::post(self.target.url.clone())
             .body(Full::new(body))
             .map_err(|e| SendError::Retryable { reason: e.to_string(), retry_after: None })?;
-        *request.headers_mut() = self.headers.clone();
+        *request.headers_mut() = self.target.headers.clone();
+        for (name, value) in extra {
+            request.headers_mut().insert(name, value.clone());
+        }
         match self.authorization() {
             Ok(Some(value)) => {
                 request.headers_mut().insert(http::header::AUTHORIZATION, value);
@@ -158,13 +180,13 @@ impl Sender {
             Err(reason) => return Err(SendError::Retryable { reason, retry_after: None }),
         }
         let started = std::time::Instant::now();
-        let outcome = tokio::time::timeout(self.timeout, self.client.request(request)).await;
+        let outcome = tokio::time::timeout(self.target.timeout, self.client.request(request)).await;
         self.metrics.duration.observe(started.elapsed().as_secs_f64());
         let response = match outcome {
             Err(_) => {
                 self.metrics.requests_retry.inc();
                 return Err(SendError::Retryable {
-                    reason: format!("no response within remote_timeout {:?}", self.timeout),
+                    reason: format!("no response within remote_timeout {:?}", self.target.timeout),
                     retry_after: None,
                 });
             }
@@ -195,15 +217,30 @@ impl Sender {
             Some(bytes) => String::from_utf8_lossy(&bytes).trim().to_owned(),
             None => "<error body too large or unreadable>".to_owned(),
         };
-        let retryable = status.is_server_error()
-            || (status == StatusCode::TOO_MANY_REQUESTS && self.retry_on_429);
-        if retryable {
+        if self.target.retry.is_retryable(status) {
             self.metrics.requests_retry.inc();
             Err(SendError::Retryable { reason: format!("HTTP {status}: {body}"), retry_after })
         } else {
             self.metrics.requests_rejected.inc();
-            Err(SendError::Rejected { status, body })
+            Err(SendError::Rejected { status: status.to_string(), body })
         }
+    }
+}
+
+impl Transport for Sender {
+    type Extra = HeaderMap;
+
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn min_backoff(&self) -> Duration {
+        self.target.min_backoff
+    }
+    fn max_backoff(&self) -> Duration {
+        self.target.max_backoff
+    }
+    async fn send(&self, body: Bytes, extra: &HeaderMap) -> Result<(), SendError> {
+        self.post(body, extra).await
     }
 }
 

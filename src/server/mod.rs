@@ -1,0 +1,103 @@
+//! The one HTTP listener: ingest, operations (and later query) on one axum router, and the single
+//! mapping from error kinds to status codes (`DESIGN.md` §3).
+//!
+//! | path | what |
+//! |---|---|
+//! | `POST /api/v1/write` | Prometheus remote-write 1.0 and 2.0 |
+//! | `GET /metrics` | Strata's own metrics (OpenMetrics text) |
+//! | `GET /-/healthy` | 200 while the process runs |
+//! | `GET /-/ready` | 200 once serving, 503 while shutting down |
+//!
+//! Error bodies are short lowercase text saying what was wrong and where.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+
+use crate::error::ErrorKind;
+use crate::ingest::remote_write::RemoteWriteIngest;
+use crate::ingest::IngestError;
+use crate::route::Router as Route;
+use crate::telemetry::Catalog;
+
+/// What the handlers share.
+#[derive(Clone)]
+pub struct AppState {
+    pub remote_write: Arc<RemoteWriteIngest>,
+    pub route: Arc<Route>,
+    pub catalog: Arc<Catalog>,
+    pub ready: Arc<AtomicBool>,
+}
+
+/// The status code for an error kind: the only place this mapping exists.
+pub fn status_for(kind: ErrorKind) -> StatusCode {
+    match kind {
+        ErrorKind::BadRequest => StatusCode::BAD_REQUEST,
+        ErrorKind::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+        ErrorKind::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        ErrorKind::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+        ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+    }
+}
+
+fn text(status: StatusCode, body: String) -> Response {
+    let mut response = (status, body).into_response();
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    response
+}
+
+impl IntoResponse for IngestError {
+    fn into_response(self) -> Response {
+        let status = status_for(self.kind());
+        let mut response = text(status, format!("{self}\n"));
+        if status == StatusCode::SERVICE_UNAVAILABLE || status == StatusCode::TOO_MANY_REQUESTS {
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        response
+    }
+}
+
+mod remote_write;
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/api/v1/write", post(remote_write::handler))
+        .route("/metrics", get(metrics_handler))
+        .route("/-/healthy", get(|| async { "Strata is Healthy.\n" }))
+        .route("/-/ready", get(ready_handler))
+        .fallback(|| async { text(StatusCode::NOT_FOUND, "not found\n".into()) })
+        .with_state(state)
+}
+
+/// The OTLP/HTTP listener (`ingest.otlp.http_listen_address`, :4318 by default): the OTLP
+/// paths only, plus health.
+pub fn otlp_router(state: AppState) -> Router {
+    Router::new()
+        .route("/-/healthy", get(|| async { "Strata is Healthy.\n" }))
+        .fallback(|| async { text(StatusCode::NOT_FOUND, "not found\n".into()) })
+        .with_state(state)
+}
+
+async fn ready_handler(State(state): State<AppState>) -> Response {
+    if state.ready.load(Ordering::Acquire) {
+        text(StatusCode::OK, "Strata is Ready.\n".into())
+    } else {
+        text(StatusCode::SERVICE_UNAVAILABLE, "shutting down\n".into())
+    }
+}
+
+async fn metrics_handler(State(state): State<AppState>) -> Response {
+    let mut response = state.catalog.encode_text().into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
+    );
+    response
+}
