@@ -114,8 +114,7 @@ async fn otel_sdk_exports_reach_the_test_receiver_directly() {
             .collect();
         assert_spans_of_one_run(&spans, &summary_trace_ids(&run), protocol);
         assert_eq!(spans[0].resource["k8s.pod.name"], format!("{service}-pod-0"));
-        let transport =
-            if protocol == "grpc" { OtlpTransport::Grpc } else { OtlpTransport::Http };
+        let transport = if protocol == "grpc" { OtlpTransport::Grpc } else { OtlpTransport::Http };
         for r in receiver.traces().iter().filter(|r| r.transport == transport) {
             assert_eq!(r.encoding.as_deref(), Some("gzip"), "{protocol}: SDK compresses");
         }
@@ -215,7 +214,10 @@ forward:
     wait_for_spans(&strata, &receiver, "tempo_grpc", SPANS).await;
 
     let traces = receiver.traces();
-    assert!(traces.iter().all(|r| r.transport == OtlpTransport::Grpc));
+    for r in &traces {
+        assert_eq!(r.transport, OtlpTransport::Grpc);
+        assert_eq!(r.tenant.as_deref(), Some("team-traces"), "X-Scope-OrgID in → out");
+    }
     let spans = flat_spans(traces.iter().map(|r| &r.request));
     assert!(
         spans.iter().all(|s| s.resource["service.name"] == "checkout"),
@@ -276,6 +278,7 @@ forward:
     for r in &traces {
         assert_eq!(r.transport, OtlpTransport::Http);
         assert_eq!(r.encoding.as_deref(), Some("gzip"), "compression: gzip");
+        assert_eq!(r.tenant.as_deref(), Some("fake"), "the default tenant");
     }
     let spans = flat_spans(traces.iter().map(|r| &r.request));
     for (service, run) in [("cart", &dedicated), ("cart-main", &main)] {
@@ -397,10 +400,8 @@ forward:
             of_job.iter().filter(|l| l["__name__"] == "test_latency_seconds_bucket").count();
         assert_eq!(buckets, 16, "the SDK's 15 default bounds and +Inf");
         assert_eq!(value(&latest, &job, "test_queue_depth", &[("queue", "main")]), 42.0);
-        let target_info = [
-            ("k8s_namespace_name", "strata-test"),
-            ("k8s_pod_name", &*format!("{service}-pod-0")),
-        ];
+        let target_info =
+            [("k8s_namespace_name", "strata-test"), ("k8s_pod_name", &*format!("{service}-pod-0"))];
         assert_eq!(value(&latest, &job, "target_info", &target_info), 1.0);
     }
     assert!(receiver.errors().is_empty(), "{:?}", receiver.errors());
@@ -444,9 +445,8 @@ forward:
         let (loki, strata) = (loki.clone(), &strata);
         async move {
             let n = loki.lines().len();
-            let sent = strata
-                .metric("strata_forward_log_entries_sent_total", &[("target", "loki")])
-                .await;
+            let sent =
+                strata.metric("strata_forward_log_entries_sent_total", &[("target", "loki")]).await;
             if n >= 2 * LOGS && sent >= (2 * LOGS) as f64 {
                 Ok(())
             } else {

@@ -313,7 +313,9 @@ fn decode_loki_json(raw: &[u8]) -> Result<Vec<ReceivedStream>, String> {
             .as_object()
             .ok_or("json: stream without labels object")?
             .iter()
-            .map(|(k, v)| (k.clone(), v.as_str().map(str::to_owned).unwrap_or_else(|| v.to_string())))
+            .map(|(k, v)| {
+                (k.clone(), v.as_str().map(str::to_owned).unwrap_or_else(|| v.to_string()))
+            })
             .collect();
         let mut entries = Vec::new();
         for value in s["values"].as_array().ok_or("json: stream without values")? {
@@ -659,12 +661,9 @@ async fn otlp_http_logs(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    otlp_http::<ExportLogsServiceRequest, ExportLogsServiceResponse>(
-        &state,
-        &headers,
-        &body,
-        |r| state.logs.lock().unwrap().push(r),
-    )
+    otlp_http::<ExportLogsServiceRequest, ExportLogsServiceResponse>(&state, &headers, &body, |r| {
+        state.logs.lock().unwrap().push(r)
+    })
 }
 
 // ---------------------------------------------------------------------------------------------

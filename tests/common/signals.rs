@@ -12,8 +12,7 @@ pub const WAIT: Duration = Duration::from_secs(30);
 pub const POLL: Duration = Duration::from_millis(100);
 
 /// A forward queue that sends soon and retries fast, for `queue_config:` of test targets.
-pub const FAST_QUEUE: &str =
-    "{batch_send_deadline: 100ms, min_backoff: 10ms, max_backoff: 200ms}";
+pub const FAST_QUEUE: &str = "{batch_send_deadline: 100ms, min_backoff: 10ms, max_backoff: 200ms}";
 
 /// A running strata with its listeners.
 pub struct Strata {
