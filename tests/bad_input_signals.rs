@@ -600,6 +600,18 @@ async fn otlp_grpc_over_size_and_invalid_ids_and_the_daemon_keeps_serving() {
     assert!(!status.message().is_empty());
     strata.assert_ready().await;
 
+    // The same with the real OTel SDK: its exporter gives up and says why.
+    if let Some(python) = common::clients::python_clients() {
+        let mut cmd = common::clients::python_command(&python, "otel_export.py");
+        cmd.args(["--protocol", "grpc", "--endpoint", &strata.otlp_grpc, "--service", "big"])
+            .args(["--signals", "traces", "--spans", "1", "--big-attribute", "102400"])
+            .args(["--timeout", "2"]);
+        let run = common::clients::run_client("otel_export_big", &mut cmd).await;
+        assert!(!run.status.success(), "an over-size export must fail: {}", run.stdout);
+        assert!(run.stderr.contains("RESOURCE_EXHAUSTED"), "{}", run.stderr);
+        strata.assert_ready().await;
+    }
+
     let response = client
         .export(traces(vec![
             span("bad-trace-id", vec![0; 16]),
