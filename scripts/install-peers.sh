@@ -135,6 +135,10 @@ for b in "${DAEMON_BINS[@]}" /usr/bin/promtool /usr/bin/curl; do
   fi
 done
 
+# --- Prometheus 2.53 from Debian 13, unpacked under .peers/ (tests/otlp_prometheus.rs) ---
+PROMETHEUS_253=$(bash "$(dirname "${BASH_SOURCE[0]}")/install-prometheus-trixie.sh")
+# --- end Prometheus 2.53 ---
+
 # ---------------------------------------------------------------------------------------------
 # Client libraries under .peers/ (not root-owned when run through sudo). Each is reinstalled
 # only when its pin file changed (a stamp holds the pin file's hash) or the install is broken.
@@ -181,6 +185,7 @@ if [[ -n "${SUDO_UID:-}" && -n "${SUDO_GID:-}" ]]; then
 fi
 
 echo "prometheus:      $(/usr/bin/prometheus --version 2>&1 | head -n1)"
+echo "prometheus 2.53: $("$PROMETHEUS_253" --version 2>&1 | head -n1) ($PROMETHEUS_253)"
 echo "promtool:        $(/usr/bin/promtool --version 2>&1 | head -n1)"
 echo "node_exporter:   $(/usr/bin/prometheus-node-exporter --version 2>&1 | head -n1)"
 echo "alertmanager:    $(/usr/bin/prometheus-alertmanager --version 2>&1 | head -n1)"

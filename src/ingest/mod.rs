@@ -6,6 +6,7 @@
 //! cap before allocating the output. Errors carry an [`ErrorKind`] that `server.rs` maps to the
 //! status code each protocol's contract asks for.
 
+pub mod otlp;
 pub mod remote_write;
 
 use bytes::Bytes;
