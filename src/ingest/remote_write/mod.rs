@@ -326,15 +326,20 @@ impl RemoteWriteIngest {
             };
             pairs.push((name, value));
         }
+        self.evaluate_pairs(&pairs)
+    }
+
+    /// Validates and relabels one label set given as UTF-8 pairs.
+    fn evaluate_pairs(&self, pairs: &[(&str, &str)]) -> Verdict {
         let input = match validate::validate_series(
-            &pairs,
+            pairs,
             &self.config.limits,
             self.config.label_name_validation,
         ) {
             Ok(labels) => labels,
             Err(rule) => {
                 return Verdict::Invalid(
-                    format!("series {}: {rule}", validate::describe(&pairs)).into(),
+                    format!("series {}: {rule}", validate::describe(pairs)).into(),
                 )
             }
         };
@@ -386,6 +391,46 @@ impl RemoteWriteIngest {
             });
         }
         Ok(())
+    }
+
+    /// Runs a batch decoded by another protocol (OTLP metrics) through the same validation,
+    /// `metric_relabel_configs` and result cache as remote-write series, so every metric input
+    /// reaches routing the same way. Drops are counted in `metrics` (the caller's protocol).
+    pub fn admit_batch(&self, batch: &MetricBatch, metrics: &IngestMetrics) -> Received {
+        let mut received = Received {
+            batch: MetricBatch::with_capacity(batch.series_count(), batch.sample_count()),
+            ..Received::default()
+        };
+        received.batch.metadata.extend(batch.metadata.iter().cloned());
+        let mut tally = CacheTally::default();
+        let mut dropped = [0u64; IngestDropReason::ALL.len()];
+        for view in batch.iter() {
+            let verdict = self.cache.lookup(&view.series.encoded, &mut tally, || {
+                let pairs: Vec<(&str, &str)> = view
+                    .series
+                    .labels
+                    .iter()
+                    .map(|l| (l.name.as_str(), l.value.as_str()))
+                    .collect();
+                self.evaluate_pairs(&pairs)
+            });
+            let items = (view.samples.len() + view.histograms.len()) as u64;
+            match verdict {
+                Verdict::Keep(series) => received.batch.push_view(series, &view),
+                Verdict::Dropped(reason) => dropped[reason as usize] += items,
+                Verdict::Invalid(message) => {
+                    dropped[IngestDropReason::Invalid as usize] += items;
+                    received.reject(&message, items as usize);
+                }
+            }
+        }
+        self.cache.record(tally);
+        for reason in IngestDropReason::ALL {
+            if dropped[reason as usize] > 0 {
+                metrics.dropped(reason).inc_by(dropped[reason as usize]);
+            }
+        }
+        received
     }
 
     pub fn limits(&self) -> &SeriesLimits {

@@ -229,3 +229,39 @@ proptest::proptest! {
         }
     }
 }
+
+#[test]
+fn batches_from_other_protocols_get_the_same_validation_and_relabeling() {
+    let config: RemoteWriteIngestConfig = serde_yaml::from_str(
+        r#"
+limits: {max_label_value_length: 10}
+metric_relabel_configs:
+  - source_labels: [__name__]
+    regex: go_.*
+    action: drop
+  - target_label: cluster
+    replacement: eu1
+"#,
+    )
+    .unwrap();
+    let catalog = Catalog::new();
+    let receiver = RemoteWriteIngest::new(&config, &catalog).unwrap();
+    let mut batch = MetricBatch::default();
+    for labels in [
+        Labels::from_pairs([("__name__", "go_gc")]),
+        Labels::from_pairs([("__name__", "req_total"), ("job", "checkout")]),
+        Labels::from_pairs([("__name__", "up"), ("job", "much-too-long")]),
+    ] {
+        let sample = Sample { timestamp_ms: 1, value: 1.0 };
+        batch.push(Arc::new(Series::new(labels)), &[sample], &[], &[], None, 0);
+    }
+    let metrics = catalog.ingest("otlp_http");
+    let received = receiver.admit_batch(&batch, &metrics);
+    assert_eq!(names(&received.batch), ["req_total{cluster=\"eu1\", job=\"checkout\"}"]);
+    assert_eq!(received.rejected_series, 1);
+    assert!(received.rejections[0].contains("much-too-long"), "{:?}", received.rejections);
+    let text = catalog.encode_text();
+    assert!(text.contains(
+        "strata_ingest_items_dropped_total{protocol=\"otlp_http\",reason=\"relabel\"} 1"
+    ));
+}
