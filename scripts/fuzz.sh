@@ -3,6 +3,9 @@
 #
 #   scripts/fuzz.sh [SECONDS] [TARGET...]
 #
+# Targets (fuzz/Cargo.toml): remote_write_decode, remote_write_receive, config_parse, relabel,
+# otlp_decode (the three OTLP/HTTP decoders: protobuf/JSON, gzip, span checks, relabeling).
+#
 # Runs every target of fuzz/ (or the ones named) for SECONDS each (default 60), one after the
 # other, one libFuzzer process each, at nice 10. Each run starts from the committed seeds in
 # fuzz/seeds/<target>/ and grows a corpus in a temporary directory (removed at the end unless

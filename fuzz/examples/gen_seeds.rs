@@ -149,5 +149,38 @@ fn main() {
     write(&relabel, "ramp", &(0u8..=255).collect::<Vec<_>>());
     write(&relabel, "ones", &[0xffu8; 64]);
     write(&relabel, "mixed", &(0u8..128).map(|i| i.wrapping_mul(37) ^ 0x5a).collect::<Vec<_>>());
+    otlp_seeds(&seeds.join("otlp_decode"));
     println!("seeds written to {}", seeds.display());
+}
+
+/// `otlp_decode` seeds: the OTLP JSON examples (`src/ingest/otlp/testdata/`), their protobuf
+/// encodings, and a gzipped protobuf trace body, each behind its selector byte.
+fn otlp_seeds(dir: &Path) {
+    use std::io::Write;
+
+    use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+    use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+    use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+    use prost::Message;
+
+    let seed = |name: &str, selector: u8, body: &[u8]| {
+        let mut input = vec![selector];
+        input.extend_from_slice(body);
+        write(dir, name, &input);
+    };
+    let trace = include_str!("../../src/ingest/otlp/testdata/trace.json");
+    let logs = include_str!("../../src/ingest/otlp/testdata/logs.json");
+    let metrics = include_str!("../../src/ingest/otlp/testdata/metrics.json");
+    seed("trace_json", 4, trace.as_bytes());
+    seed("metrics_json", 5, metrics.as_bytes());
+    seed("logs_json", 6, logs.as_bytes());
+    let trace: ExportTraceServiceRequest = serde_json::from_str(trace).expect("trace.json");
+    let metrics: ExportMetricsServiceRequest = serde_json::from_str(metrics).expect("metrics.json");
+    let logs: ExportLogsServiceRequest = serde_json::from_str(logs).expect("logs.json");
+    seed("trace_protobuf", 0, &trace.encode_to_vec());
+    seed("metrics_protobuf", 1, &metrics.encode_to_vec());
+    seed("logs_protobuf", 2, &logs.encode_to_vec());
+    let mut gzip = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gzip.write_all(&trace.encode_to_vec()).expect("gzip");
+    seed("trace_protobuf_gzip", 8, &gzip.finish().expect("gzip"));
 }

@@ -82,8 +82,9 @@ pub struct OtlpIngestConfig {
     /// Largest HTTP body after decompression (413 beyond).
     pub max_http_body_size: ByteSize,
     /// Relabeling of trace and log resource attributes. Attribute keys are label names as they
-    /// are (`service.name`); values of non-string attributes are their OTLP JSON text. See
-    /// `ingest::otlp::attributes` for the mapping back.
+    /// are (`service.name`); values of non-string attributes are their text form (decimal,
+    /// `true`, base64, JSON for arrays and maps, as the Collector's `AsString`). See
+    /// `ingest::otlp::attributes` for the whole mapping, both ways.
     pub resource_relabel_configs: Vec<RelabelConfig>,
     pub relabel_cache_size: u64,
     pub metrics: OtlpMetricsConfig,
