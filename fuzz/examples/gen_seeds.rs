@@ -14,6 +14,7 @@ use strata::model::{
     Exemplar, Histogram, Labels, MetricBatch, MetricMetadata, MetricType, Sample, Series,
     SeriesMetadata,
 };
+use strata::sinks::loki::encode::encode_push_request;
 use strata::sinks::remote_write::encode::{encode_v1, encode_v2, EncodeOptions};
 
 const OPTIONS: EncodeOptions = EncodeOptions { send_exemplars: true, send_native_histograms: true };
@@ -97,6 +98,43 @@ fn batches() -> Vec<(&'static str, MetricBatch)> {
     vec![("simple", simple), ("rich", rich)]
 }
 
+/// loki_push: a selector byte (see the target: bits 0-2 content type, 3-4 encoding, 5 wrap)
+/// followed by an unwrapped protobuf or JSON push.
+fn loki_seeds(dir: &Path) {
+    use strata::model::{Label, LogEntry, Stream};
+    let streams = [
+        Stream::new(Labels::from_pairs([("app", "api"), ("k8s_pod", "api-0"), ("filename", "/a")])),
+        Stream::new(Labels::from_pairs([("app", "web"), ("level", "debug")])),
+        Stream::new(Labels::from_pairs([("app", "quo\"te\n")])),
+    ];
+    let entry = |timestamp_ns: i64, line: &str, metadata: &[(&str, &str)]| LogEntry {
+        timestamp_ns,
+        line: bytes::Bytes::copy_from_slice(line.as_bytes()),
+        structured_metadata: metadata.iter().map(|(n, v)| Label::new(*n, *v)).collect(),
+    };
+    let now = 1_700_000_000_000_000_000;
+    let entries = [
+        vec![entry(now, "GET /orders 200", &[("trace_id", "abc")]), entry(now + 1, "", &[])],
+        vec![entry(now - 1, "debug line", &[])],
+        vec![entry(0, "far too old", &[]), entry(now, &"x".repeat(1500), &[])],
+    ];
+    let mut body = Vec::new();
+    encode_push_request(streams.iter().zip(entries.iter().map(Vec::as_slice)), &mut body);
+    for (name, selector) in [("proto", 0x21u8), ("proto_snappy_header", 0x29), ("proto_gzip", 0x31)] {
+        let mut input = vec![selector];
+        input.extend_from_slice(&body);
+        write(dir, name, &input);
+    }
+    let json = format!(
+        r#"{{"streams":[{{"stream":{{"app":"api","k8s_pod":"api-0"}},"values":[["{now}","GET /"],["{now}","esc\"aped\n",{{"trace_id":"abc"}}]]}},{{"stream":{{"bad-name":"x"}},"values":[["1","old"]]}}]}}"#
+    );
+    for (name, selector) in [("json", 0x22u8), ("json_gzip", 0x33), ("json_deflate", 0x3a)] {
+        let mut input = vec![selector];
+        input.extend_from_slice(json.as_bytes());
+        write(dir, name, &input);
+    }
+}
+
 fn write(dir: &Path, name: &str, bytes: &[u8]) {
     std::fs::create_dir_all(dir).expect("create seed dir");
     std::fs::write(dir.join(name), bytes).expect("write seed");
@@ -127,6 +165,8 @@ fn main() {
         }
     }
     write(&seeds.join("remote_write_receive"), "snappy_bomb", &[0x80, 0x80, 0x80, 0x80, 0x08]);
+
+    loki_seeds(&seeds.join("loki_push"));
 
     let configs = root.join("../config");
     for entry in std::fs::read_dir(&configs).expect("read config/") {

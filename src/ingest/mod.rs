@@ -1,11 +1,18 @@
-//! Ingest: protocol bodies → validated [`MetricBatch`](crate::model::MetricBatch)es.
+//! Ingest: protocol bodies → validated [`MetricBatch`](crate::model::MetricBatch)es and
+//! [`LogBatch`](crate::model::LogBatch)es.
+//!
+//! * [`remote_write`]: Prometheus remote-write 1.0 / 2.0.
+//! * [`loki`]: Loki push (protobuf + snappy, JSON; gzip/deflate bodies).
+//! * [`otlp`]: OpenTelemetry OTLP.
 //!
 //! Every decoder here is size-capped before it allocates: the request body by
 //! [`read_body_capped`] (Content-Length checked first, then a counting reader), snappy by
 //! [`snappy_decompress_capped`], which compares the length the snappy header claims against the
-//! cap before allocating the output. Errors carry an [`ErrorKind`] that `server.rs` maps to the
+//! cap before allocating the output, gzip/deflate by `loki::body::inflate_capped`, which stops
+//! growing its output at the cap. Errors carry an [`ErrorKind`] that `server.rs` maps to the
 //! status code each protocol's contract asks for.
 
+pub mod loki;
 pub mod otlp;
 pub mod remote_write;
 
@@ -25,6 +32,8 @@ pub enum IngestError {
         "snappy header claims a decoded size of {claimed} bytes, over the limit of {limit} bytes"
     )]
     DecodedTooLarge { claimed: usize, limit: usize },
+    #[error("{encoding} body decompresses to more than the limit of {limit} bytes")]
+    DecompressedTooLarge { encoding: &'static str, limit: usize },
     #[error("cannot read request body: {0}")]
     BodyRead(String),
     #[error("invalid snappy block: {0}")]
@@ -44,7 +53,9 @@ impl IngestError {
     pub fn kind(&self) -> ErrorKind {
         match self {
             Self::UnsupportedMediaType { .. } => ErrorKind::UnsupportedMediaType,
-            Self::BodyTooLarge { .. } | Self::DecodedTooLarge { .. } => ErrorKind::TooLarge,
+            Self::BodyTooLarge { .. }
+            | Self::DecodedTooLarge { .. }
+            | Self::DecompressedTooLarge { .. } => ErrorKind::TooLarge,
             Self::BodyRead(_) | Self::Snappy(_) | Self::Decode { .. } | Self::Invalid(_) => {
                 ErrorKind::BadRequest
             }
