@@ -16,6 +16,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 use crate::config::Config;
+use crate::ingest::otlp::grpc;
 use crate::server::{self, AppState};
 use crate::telemetry::Catalog;
 use crate::topology;
@@ -53,8 +54,16 @@ async fn serve(config: Config) -> Result<(), AppError> {
         address => Some(bind(address).await?),
     };
     let ready = Arc::new(AtomicBool::new(true));
+    let grpc_listener = match otlp.grpc_listen_address.as_str() {
+        "" => None,
+        address => Some(bind(address).await?),
+    };
     let state = AppState {
         remote_write: pipeline.remote_write.clone(),
+        loki: pipeline.loki.clone(),
+        otlp: pipeline.otlp.clone(),
+        translate_metrics: pipeline.translate_http.clone(),
+        default_tenant: pipeline.default_tenant.clone(),
         route: pipeline.route.clone(),
         catalog: catalog.clone(),
         ready: ready.clone(),
@@ -62,6 +71,7 @@ async fn serve(config: Config) -> Result<(), AppError> {
     tracing::info!(
         address = %local_address(&main_listener),
         otlp_http = %otlp_http_listener.as_ref().map(local_address).unwrap_or_default(),
+        otlp_grpc = %grpc_listener.as_ref().map(local_address).unwrap_or_default(),
         role = ?config.role,
         version = env!("CARGO_PKG_VERSION"),
         "strata is listening"
@@ -91,7 +101,24 @@ async fn serve(config: Config) -> Result<(), AppError> {
             None => Ok(()),
         }
     };
-    tokio::try_join!(main_server.into_future(), otlp_http_server).map_err(AppError::Serve)?;
+    let grpc_server = async {
+        let Some(listener) = grpc_listener else { return Ok(()) };
+        let routes = grpc::grpc_routes(
+            pipeline.otlp.clone(),
+            &pipeline.route,
+            pipeline.translate_grpc.clone(),
+        );
+        tonic::transport::Server::builder()
+            .add_routes(routes)
+            .serve_with_incoming_shutdown(
+                tokio_stream::wrappers::TcpListenerStream::new(listener),
+                stopped(stop_rx.clone()),
+            )
+            .await
+            .map_err(|e| std::io::Error::other(format!("otlp grpc server: {e}")))
+    };
+    tokio::try_join!(main_server.into_future(), otlp_http_server, grpc_server)
+        .map_err(AppError::Serve)?;
 
     drain(pipeline, config.server.shutdown_timeout.get()).await;
     tracing::info!("shutdown complete");

@@ -2,7 +2,7 @@
 //!
 //! | role | wiring in this build |
 //! |---|---|
-//! | `all-in-one` | remote-write ingest → relabel → route → every configured forward target |
+//! | `all-in-one` | remote-write, Loki push, OTLP (traces, metrics, logs) and Zipkin ingest → relabel → route → every configured forward target of the signal |
 //! | `agent` | the same; an agent without forward targets is a config error (it would drop data) |
 //! | `aggregator` | rejected by config validation until storage and query exist |
 
@@ -11,7 +11,11 @@ use std::sync::Arc;
 use tokio::sync::watch;
 
 use crate::config::{Config, ConfigError, ConfigErrors, Role};
+use crate::ingest::loki::LokiIngest;
+use crate::ingest::otlp::grpc::TranslateMetrics;
+use crate::ingest::otlp::{metrics as otlp_metrics, OtlpIngest, ResourceRelabeler};
 use crate::ingest::remote_write::RemoteWriteIngest;
+use crate::model::Tenant;
 use crate::route::{Router, Targets};
 use crate::sinks::queue::Workers;
 use crate::sinks::{loki, otlp, remote_write};
@@ -20,6 +24,12 @@ use crate::telemetry::Catalog;
 /// A wired pipeline: the stages the server calls and the background workers to drain.
 pub struct Pipeline {
     pub remote_write: Arc<RemoteWriteIngest>,
+    pub loki: Arc<LokiIngest>,
+    pub otlp: Arc<OtlpIngest>,
+    /// OTLP metrics → validated, relabeled series, for the HTTP and the gRPC receiver.
+    pub translate_http: TranslateMetrics,
+    pub translate_grpc: TranslateMetrics,
+    pub default_tenant: Tenant,
     pub route: Arc<Router>,
     pub workers: Vec<Workers>,
     /// Set to true when the shutdown deadline passes: sinks stop retrying and drop the rest.
@@ -32,15 +42,28 @@ pub fn build(config: &Config, catalog: &Catalog) -> Result<Pipeline, ConfigError
         source: "config".into(),
         errors: vec![ConfigError { path, message }],
     };
-    if config.role == Role::Agent && config.forward.remote_write.is_empty() {
+    let forward = &config.forward;
+    if config.role == Role::Agent
+        && forward.remote_write.is_empty()
+        && forward.loki.is_empty()
+        && forward.otlp.is_empty()
+    {
         return Err(fail(
-            "forward.remote_write".into(),
-            "an agent needs at least one forward target".into(),
+            "forward".into(),
+            "an agent needs at least one forward target (remote_write, loki or otlp)".into(),
         ));
     }
     let ingest_config = &config.ingest.remote_write;
-    let remote_write = RemoteWriteIngest::new(ingest_config, catalog)
-        .map_err(|e| fail("ingest.remote_write.metric_relabel_configs".into(), e.to_string()))?;
+    let remote_write =
+        Arc::new(RemoteWriteIngest::new(ingest_config, catalog).map_err(|e| {
+            fail("ingest.remote_write.metric_relabel_configs".into(), e.to_string())
+        })?);
+    let loki = LokiIngest::new(&config.ingest.loki, catalog)
+        .map_err(|e| fail("ingest.loki.relabel_configs".into(), e.to_string()))?;
+    let otlp = OtlpIngest::new(&config.ingest.otlp, &config.ingest.default_tenant, catalog)
+        .map_err(|e| fail("ingest.otlp.resource_relabel_configs".into(), e.to_string()))?;
+    let translate_http = translate_metrics(&remote_write, config, otlp.http_metrics().clone());
+    let translate_grpc = translate_metrics(&remote_write, config, otlp.grpc_metrics().clone());
     let (abort, abort_rx) = watch::channel(false);
     let mut targets = Targets::default();
     let mut workers = Vec::new();
@@ -73,20 +96,70 @@ pub fn build(config: &Config, catalog: &Catalog) -> Result<Pipeline, ConfigError
         workers.push(target_workers);
     }
     for (index, target_config) in config.forward.otlp.iter().enumerate() {
-        let (target, target_workers) = otlp::Target::start(
-            target_config,
-            target_config.display_name(index),
-            None,
-            catalog,
-            &abort_rx,
-        );
+        let name = target_config.display_name(index);
+        let rewrite = if target_config.resource_relabel_configs.is_empty() {
+            None
+        } else {
+            let relabeler = ResourceRelabeler::new(
+                &target_config.resource_relabel_configs,
+                config.ingest.otlp.relabel_cache_size as usize,
+                catalog,
+                &format!("forward:{name}"),
+            )
+            .map_err(|e| {
+                fail(format!("forward.otlp[{index}].resource_relabel_configs"), e.to_string())
+            })?;
+            let rewrite: otlp::ResourceRewrite =
+                Box::new(move |resource| relabeler.relabel_one(resource));
+            Some(rewrite)
+        };
+        let (target, target_workers) =
+            otlp::Target::start(target_config, name, rewrite, catalog, &abort_rx);
         targets.traces.push(target);
         workers.push(target_workers);
     }
     Ok(Pipeline {
-        remote_write: Arc::new(remote_write),
+        remote_write,
+        loki: Arc::new(loki),
+        otlp: Arc::new(otlp),
+        translate_http,
+        translate_grpc,
+        default_tenant: config.ingest.default_tenant.as_str().into(),
         route: Arc::new(Router::new(targets)),
         workers,
         abort,
+    })
+}
+
+/// OTLP metrics → Prometheus series (Prometheus' OTLP translation), then the same validation,
+/// `metric_relabel_configs` and cache as remote-write series. Returns the batch to route, the
+/// data points rejected on the way and why.
+fn translate_metrics(
+    remote_write: &Arc<RemoteWriteIngest>,
+    config: &Config,
+    metrics: crate::telemetry::IngestMetrics,
+) -> TranslateMetrics {
+    let remote_write = remote_write.clone();
+    let translation = config.ingest.otlp.metrics.clone();
+    Arc::new(move |request| {
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or_default();
+        let translated = otlp_metrics::translate(request, &translation, now_ms);
+        metrics.samples.inc_by(translated.batch.sample_count() as u64);
+        metrics.histograms.inc_by(translated.batch.histogram_count() as u64);
+        metrics.exemplars.inc_by(translated.batch.exemplar_count() as u64);
+        if translated.rejected_points > 0 {
+            metrics
+                .dropped(crate::telemetry::IngestDropReason::Invalid)
+                .inc_by(translated.rejected_points as u64);
+        }
+        let received = remote_write.admit_batch(&translated.batch, &metrics);
+        let mut problems = translated.errors;
+        problems.extend(received.rejection_message());
+        let rejected = (translated.rejected_points + received.rejected_samples) as u64;
+        let message = (!problems.is_empty()).then(|| problems.join("; "));
+        (received.batch, rejected, message)
     })
 }

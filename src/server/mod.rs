@@ -4,6 +4,8 @@
 //! | path | what |
 //! |---|---|
 //! | `POST /api/v1/write` | Prometheus remote-write 1.0 and 2.0 |
+//! | `POST /loki/api/v1/push` | Loki push (protobuf + snappy, JSON; gzip/deflate) |
+//! | `POST /v1/traces`, `/v1/metrics`, `/v1/logs` | OTLP/HTTP (protobuf, JSON; gzip) |
 //! | `GET /metrics` | Strata's own metrics (OpenMetrics text) |
 //! | `GET /-/healthy` | 200 while the process runs |
 //! | `GET /-/ready` | 200 once serving, 503 while shutting down |
@@ -14,14 +16,18 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use axum::extract::State;
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 
 use crate::error::ErrorKind;
+use crate::ingest::loki::LokiIngest;
+use crate::ingest::otlp::grpc::TranslateMetrics;
+use crate::ingest::otlp::OtlpIngest;
 use crate::ingest::remote_write::RemoteWriteIngest;
 use crate::ingest::IngestError;
+use crate::model::Tenant;
 use crate::route::Router as Route;
 use crate::telemetry::Catalog;
 
@@ -29,6 +35,10 @@ use crate::telemetry::Catalog;
 #[derive(Clone)]
 pub struct AppState {
     pub remote_write: Arc<RemoteWriteIngest>,
+    pub loki: Arc<LokiIngest>,
+    pub otlp: Arc<OtlpIngest>,
+    pub translate_metrics: TranslateMetrics,
+    pub default_tenant: Tenant,
     pub route: Arc<Route>,
     pub catalog: Arc<Catalog>,
     pub ready: Arc<AtomicBool>,
@@ -64,11 +74,45 @@ impl IntoResponse for IngestError {
     }
 }
 
+mod loki;
+mod otlp;
 mod remote_write;
+
+/// Bodies larger than this are decoded with `block_in_place`, so one huge request does not
+/// stall the other tasks of its runtime thread (STYLE.md rule 6).
+const BLOCKING_BODY_BYTES: usize = 256 << 10;
+
+/// Longest tenant id accepted (Loki/Cortex `MaxTenantIDLength`).
+const MAX_TENANT_LENGTH: usize = 150;
+
+/// The tenant of a log or trace request: `X-Scope-OrgID`, else the configured default. Ids
+/// follow Loki's rules (dskit `tenant.ValidTenantID`): at most 150 bytes of
+/// `[a-zA-Z0-9!-_.*'()]`, and not `.` or `..` (they become object-store path segments).
+pub(crate) fn tenant_of(headers: &HeaderMap, default: &Tenant) -> Result<Tenant, IngestError> {
+    let Some(value) = headers.get("x-scope-orgid") else { return Ok(default.clone()) };
+    let id = value.to_str().unwrap_or_default();
+    let allowed = |c: char| c.is_ascii_alphanumeric() || "!-_.*'()".contains(c);
+    if id.is_empty()
+        || id.len() > MAX_TENANT_LENGTH
+        || !id.chars().all(allowed)
+        || id == "."
+        || id == ".."
+    {
+        let shown: String = String::from_utf8_lossy(value.as_bytes()).chars().take(64).collect();
+        return Err(IngestError::Invalid(format!(
+            "x-scope-orgid {shown:?} is not a valid tenant id (1-150 characters of a-z A-Z 0-9 ! - _ . * ' ( ))"
+        )));
+    }
+    Ok(id.into())
+}
 
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/api/v1/write", post(remote_write::handler))
+        .route("/loki/api/v1/push", post(loki::handler))
+        .route("/v1/traces", post(otlp::traces))
+        .route("/v1/metrics", post(otlp::metrics))
+        .route("/v1/logs", post(otlp::logs))
         .route("/metrics", get(metrics_handler))
         .route("/-/healthy", get(|| async { "Strata is Healthy.\n" }))
         .route("/-/ready", get(ready_handler))
@@ -80,7 +124,11 @@ pub fn router(state: AppState) -> Router {
 /// paths only, plus health.
 pub fn otlp_router(state: AppState) -> Router {
     Router::new()
+        .route("/v1/traces", post(otlp::traces))
+        .route("/v1/metrics", post(otlp::metrics))
+        .route("/v1/logs", post(otlp::logs))
         .route("/-/healthy", get(|| async { "Strata is Healthy.\n" }))
+        .route("/-/ready", get(ready_handler))
         .fallback(|| async { text(StatusCode::NOT_FOUND, "not found\n".into()) })
         .with_state(state)
 }
