@@ -102,6 +102,15 @@ impl Target {
         let Some(cache) = &self.cache else { return Some(stream.clone()) };
         cache.lookup(stream.selector.as_bytes(), tally, || {
             let labels = self.relabeler.process(&stream.labels)?;
+            // Loki refuses a whole push over one unparsable stream, so a rule that produces a
+            // name Loki cannot read drops that stream here (counted, logged once per stream).
+            if let Some(bad) = labels
+                .iter()
+                .find(|l| !crate::ingest::remote_write::validate::is_legacy_label_name(&l.name))
+            {
+                tracing::warn!(target_name = %self.queue.name(), stream = %stream.selector, label = %bad.name, "relabel_configs produced a label name Loki cannot parse; dropping the stream");
+                return None;
+            }
             (!labels.is_empty()).then(|| Arc::new(Stream::new(labels)))
         })
     }
@@ -216,3 +225,6 @@ impl Flusher {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
