@@ -5,7 +5,8 @@
 //! ```
 //!
 //! Seeds are small valid inputs: remote-write bodies made by Strata's own encoders, the example
-//! configs, and relabel inputs. They are committed; the corpora fuzzing grows are not.
+//! configs, relabel inputs, and Zipkin v2 JSON (plain, gzip, and a gzip bomb). They are
+//! committed; the corpora fuzzing grows are not.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -135,6 +136,29 @@ fn loki_seeds(dir: &Path) {
     }
 }
 
+/// Zipkin v2 bodies covering every mapping rule; the first is a Dapr CLIENT/SERVER pair.
+const ZIPKIN_SEEDS: &[(&str, &str)] = &[
+    (
+        "dapr",
+        r#"[{"traceId":"4bf92f3577b34da6a3ce929d0e0e4736","parentId":"00f067aa0ba902b7","id":"a2fb4a1d1a96d312","kind":"CLIENT","name":"invoke","timestamp":1700000000000000,"duration":15300,"localEndpoint":{"serviceName":"checkout","ipv4":"10.1.2.3"},"remoteEndpoint":{"serviceName":"orders","ipv4":"10.1.2.4","port":50002},"annotations":[{"timestamp":1700000000001000,"value":"sent"}],"tags":{"http.method":"POST","otel.library.name":"dapr","service.name":"checkout"}},{"traceId":"4bf92f3577b34da6a3ce929d0e0e4736","parentId":"00f067aa0ba902b7","id":"a2fb4a1d1a96d312","kind":"SERVER","shared":true,"name":"/orders","timestamp":1700000000002000,"duration":12000,"localEndpoint":{"serviceName":"orders","ipv6":"2001:db8::1","port":50002},"annotations":[{"timestamp":1700000000013000,"value":"exception|{\"type\":\"io\",\"n\":2}|0"}],"tags":{"error":"true","otel.status_code":"STATUS_CODE_ERROR","otel.status_description":"boom","w3c.tracestate":"k=v"}}]"#,
+    ),
+    (
+        "links_and_kinds",
+        r#"[{"traceId":"a3ce929d0e0e4736","id":"0123456789abcdef","debug":true,"tags":{"span.kind":"internal","otel.scope.name":"s","otel.scope.version":"1","otlp.link.0":"0af7651916cd43dd8448eb211c80319c|b7ad6b7169203331|k=v|{\"a\":1}|2","otlp.link.1":"a|b","host.name":"n1","otlp.service.name.source":"app"}},null,{"traceId":"A3CE929D0E0E4736","id":"0123456789ABCDEF","parentId":"","kind":"PRODUCER","duration":5,"tags":{"k":null,"k":"v"}}]"#,
+    ),
+    (
+        "invalid_id",
+        r#"[{"traceId":"4bf92f3577b34da6a3ce929d0e0e4736","id":"a2fb4a1d1a96d312"},{"traceId":"zz","id":"a2fb4a1d1a96d312"}]"#,
+    ),
+];
+
+fn gzip(bytes: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    encoder.write_all(bytes).expect("gzip into memory");
+    encoder.finish().expect("gzip into memory")
+}
+
 fn write(dir: &Path, name: &str, bytes: &[u8]) {
     std::fs::create_dir_all(dir).expect("create seed dir");
     std::fs::write(dir.join(name), bytes).expect("write seed");
@@ -182,6 +206,15 @@ fn main() {
         "minimal.yml",
         b"role: agent\ningest:\n  remote_write:\n    max_body_size: 1MiB\n    label_name_validation: utf8\n    metric_relabel_configs:\n      - {source_labels: [a, b], separator: '', regex: '(.*)', target_label: '${1}', action: Replace}\n      - {action: hashmod, source_labels: [job], target_label: shard, modulus: 4}\nforward:\n  remote_write:\n    - url: http://127.0.0.1:9090/api/v1/write\n      protocol_version: 2\n      remote_timeout: 1m30s\n      headers: {X-A: \"${NODE_NAME}\"}\n",
     );
+
+    // zipkin_decode: Zipkin v2 JSON bodies (the target also gzips each input itself), and gzip
+    // bodies: one valid, one inflating far past the target's 1 MiB cap.
+    let zipkin = seeds.join("zipkin_decode");
+    for (name, json) in ZIPKIN_SEEDS {
+        write(&zipkin, &format!("{name}.json"), json.as_bytes());
+    }
+    write(&zipkin, "dapr.json.gz", &gzip(ZIPKIN_SEEDS[0].1.as_bytes()));
+    write(&zipkin, "bomb.gz", &gzip(&vec![b' '; 8 << 20]));
 
     // relabel: the generator consumes bytes as bools / indices; a few fixed byte strings.
     let relabel = seeds.join("relabel");

@@ -15,6 +15,7 @@
 pub mod loki;
 pub mod otlp;
 pub mod remote_write;
+pub mod zipkin;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Limited};
