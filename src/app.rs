@@ -62,6 +62,7 @@ async fn serve(config: Config) -> Result<(), AppError> {
         remote_write: pipeline.remote_write.clone(),
         loki: pipeline.loki.clone(),
         otlp: pipeline.otlp.clone(),
+        zipkin: pipeline.zipkin.clone(),
         translate_metrics: pipeline.translate_http.clone(),
         default_tenant: pipeline.default_tenant.clone(),
         route: pipeline.route.clone(),

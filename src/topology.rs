@@ -15,6 +15,7 @@ use crate::ingest::loki::LokiIngest;
 use crate::ingest::otlp::grpc::TranslateMetrics;
 use crate::ingest::otlp::{metrics as otlp_metrics, OtlpIngest, ResourceRelabeler};
 use crate::ingest::remote_write::RemoteWriteIngest;
+use crate::ingest::zipkin::ZipkinIngest;
 use crate::model::Tenant;
 use crate::route::{Router, Targets};
 use crate::sinks::queue::Workers;
@@ -26,6 +27,7 @@ pub struct Pipeline {
     pub remote_write: Arc<RemoteWriteIngest>,
     pub loki: Arc<LokiIngest>,
     pub otlp: Arc<OtlpIngest>,
+    pub zipkin: Arc<ZipkinIngest>,
     /// OTLP metrics → validated, relabeled series, for the HTTP and the gRPC receiver.
     pub translate_http: TranslateMetrics,
     pub translate_grpc: TranslateMetrics,
@@ -122,6 +124,7 @@ pub fn build(config: &Config, catalog: &Catalog) -> Result<Pipeline, ConfigError
         remote_write,
         loki: Arc::new(loki),
         otlp: Arc::new(otlp),
+        zipkin: Arc::new(ZipkinIngest::new(&config.ingest.zipkin, catalog)),
         translate_http,
         translate_grpc,
         default_tenant: config.ingest.default_tenant.as_str().into(),

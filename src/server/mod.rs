@@ -6,6 +6,7 @@
 //! | `POST /api/v1/write` | Prometheus remote-write 1.0 and 2.0 |
 //! | `POST /loki/api/v1/push` | Loki push (protobuf + snappy, JSON; gzip/deflate) |
 //! | `POST /v1/traces`, `/v1/metrics`, `/v1/logs` | OTLP/HTTP (protobuf, JSON; gzip) |
+//! | `POST /api/v2/spans` | Zipkin v2 JSON spans |
 //! | `GET /metrics` | Strata's own metrics (OpenMetrics text) |
 //! | `GET /-/healthy` | 200 while the process runs |
 //! | `GET /-/ready` | 200 once serving, 503 while shutting down |
@@ -26,6 +27,7 @@ use crate::ingest::loki::LokiIngest;
 use crate::ingest::otlp::grpc::TranslateMetrics;
 use crate::ingest::otlp::OtlpIngest;
 use crate::ingest::remote_write::RemoteWriteIngest;
+use crate::ingest::zipkin::ZipkinIngest;
 use crate::ingest::IngestError;
 use crate::model::Tenant;
 use crate::route::Router as Route;
@@ -37,6 +39,7 @@ pub struct AppState {
     pub remote_write: Arc<RemoteWriteIngest>,
     pub loki: Arc<LokiIngest>,
     pub otlp: Arc<OtlpIngest>,
+    pub zipkin: Arc<ZipkinIngest>,
     pub translate_metrics: TranslateMetrics,
     pub default_tenant: Tenant,
     pub route: Arc<Route>,
@@ -77,6 +80,7 @@ impl IntoResponse for IngestError {
 mod loki;
 mod otlp;
 mod remote_write;
+mod zipkin;
 
 /// Bodies larger than this are decoded with `block_in_place`, so one huge request does not
 /// stall the other tasks of its runtime thread (STYLE.md rule 6).
@@ -113,6 +117,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/traces", post(otlp::traces))
         .route("/v1/metrics", post(otlp::metrics))
         .route("/v1/logs", post(otlp::logs))
+        .route("/api/v2/spans", post(zipkin::handler))
         .route("/metrics", get(metrics_handler))
         .route("/-/healthy", get(|| async { "Strata is Healthy.\n" }))
         .route("/-/ready", get(ready_handler))
