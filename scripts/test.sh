@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The project's test command (README; CI runs `bash .ci/run`, which runs this).
-#   1. install the real peers (Prometheus, node_exporter, Alertmanager) from Debian packages
+#   1. install the real peers (Prometheus, node_exporter, Alertmanager from Debian packages;
+#      the OTel SDK, Loki push clients and Prometheus 2.53 under .peers/)
 #   2. cargo fmt --check
 #   3. cargo clippy --all-targets -- -D warnings
 #   4. cargo test --all-targets

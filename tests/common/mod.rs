@@ -7,6 +7,11 @@
 //! stdout/stderr tails are printed first if the test is failing).
 #![allow(dead_code)]
 
+pub mod clients;
+pub mod otlp;
+pub mod receivers;
+pub mod signals;
+
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::future::Future;
