@@ -4,18 +4,25 @@
 //! The modules below are listed in data-flow order; dependencies only point down the flow:
 //!
 //! ```text
-//!  HTTP ingest ─► ingest (decode, caps, validation) ─► relabel ─► route ─► sinks (forward)
+//!  HTTP/gRPC ingest ─► ingest (decode, caps, validation) ─► relabel ─► route ─► sinks (forward)
+//!  remote-write ─► metric batch ──────────────────────────────────────► remote_write targets
+//!  OTLP metrics ─► (Prometheus OTLP translation) ─► metric batch ─────► remote_write targets
+//!  Loki push, OTLP logs (Loki's mapping) ─► log batch ────────────────► loki targets
+//!  OTLP traces, Zipkin (Collector's mapping) ─► trace batch ──────────► otlp targets
 //! ```
 //!
 //! * [`error`]     the error kinds every stage shares (status mapping lives in `server`).
 //! * [`config`]    YAML config: raw serde structs → `validate()` → runtime plan.
-//! * [`model`]     the data passed between stages: labels and metric batches.
-//! * [`ingest`]    protocol decoders: request bytes → validated batches.
+//! * [`model`]     the data passed between stages: labels; metric, log and trace batches.
+//! * [`ingest`]    protocol decoders: request bytes → validated batches (remote-write, Loki push,
+//!                 OTLP traces/metrics/logs, Zipkin).
 //! * [`relabel`]   Prometheus `relabel_config` engine and its per-series result cache.
-//! * [`route`]     fan-out of batches to forward targets with all-or-nothing admission.
-//! * [`sinks`]     forward outputs (remote-write 1.0/2.0 sender: batching, sharding, retries).
+//! * [`route`]     fan-out of each signal's batches to its forward targets, all or nothing.
+//! * [`sinks`]     forward outputs on one queue machinery (batching, sharding, retries):
+//!                 remote-write 1.0/2.0, Loki push, OTLP gRPC/HTTP.
 //! * [`telemetry`] logging setup and the one catalog of Strata's own metrics.
-//! * [`server`]    the HTTP router and the single error → status mapping.
+//! * [`server`]    the HTTP routers (main and OTLP/HTTP) and the single error → status mapping;
+//!                 the OTLP/gRPC services live in `ingest::otlp::grpc`.
 //! * [`topology`]  the only place that knows which role wires what.
 //! * [`app`]       runtime, signals and drain-order shutdown.
 

@@ -11,7 +11,9 @@
 //! * `scope_spans` is a concatenation of complete `ResourceSpans.scope_spans` fields (tag 2,
 //!   length, `ScopeSpans` message) that decoded without error, and `span_count` is the number
 //!   of spans in them.
-//! * `TraceResource::encoded` is the protobuf encoding of `resource`; it keys relabel caches.
+//! * `TraceResource::encoded` is a protobuf encoding of `resource` (on the protobuf ingest path,
+//!   the sender's own bytes, sliced without copying); it keys relabel caches, so two encodings
+//!   of one resource only cost a second cache entry.
 
 use std::sync::Arc;
 
