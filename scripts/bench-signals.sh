@@ -40,11 +40,11 @@ ingest:
   otlp: {grpc_listen_address: 127.0.0.1:14317, http_listen_address: 127.0.0.1:14318}
 forward:
   loki:
-    - name: sink
+    - name: loki-sink
       url: http://127.0.0.1:19291/loki/api/v1/push
       queue_config: {capacity: 20000, shards: 4, max_samples_per_send: 2000}
   otlp:
-    - name: sink
+    - name: otlp-sink
       endpoint: http://127.0.0.1:19317
       protocol: grpc
       queue_config: {capacity: 20000, shards: 4, max_samples_per_send: 2000}"
