@@ -14,15 +14,15 @@
 //! * [`error`]     the error kinds every stage shares (status mapping lives in `server`).
 //! * [`config`]    YAML config: raw serde structs → `validate()` → runtime plan.
 //! * [`model`]     the data passed between stages: labels; metric, log and trace batches.
-//! * [`ingest`]    protocol decoders: request bytes → validated batches (remote-write, Loki push,
-//!                 OTLP traces/metrics/logs, Zipkin).
+//! * [`ingest`]    protocol decoders: request bytes → validated batches (remote-write, Loki
+//!   push, OTLP traces/metrics/logs, Zipkin).
 //! * [`relabel`]   Prometheus `relabel_config` engine and its per-series result cache.
 //! * [`route`]     fan-out of each signal's batches to its forward targets, all or nothing.
 //! * [`sinks`]     forward outputs on one queue machinery (batching, sharding, retries):
-//!                 remote-write 1.0/2.0, Loki push, OTLP gRPC/HTTP.
+//!   remote-write 1.0/2.0, Loki push, OTLP gRPC/HTTP.
 //! * [`telemetry`] logging setup and the one catalog of Strata's own metrics.
 //! * [`server`]    the HTTP routers (main and OTLP/HTTP) and the single error → status mapping;
-//!                 the OTLP/gRPC services live in `ingest::otlp::grpc`.
+//!   the OTLP/gRPC services live in `ingest::otlp::grpc`.
 //! * [`topology`]  the only place that knows which role wires what.
 //! * [`app`]       runtime, signals and drain-order shutdown.
 
