@@ -4,8 +4,10 @@
 //! Per call: the tenant is the `x-scope-orgid` metadata value (else the configured default);
 //! before the message is even read, the router is asked whether the signal's targets have room
 //! ([`Router::admit`]): if not, `UNAVAILABLE` with a `RetryInfo` detail, which OTLP clients
-//! retry after the delay. Then tonic decodes the message (gzip accepted, at most
-//! `max_grpc_message_size` bytes after decompression), [`OtlpIngest`] validates and relabels it,
+//! retry after the delay. Then tonic reads the message (gzip accepted, at most
+//! `max_grpc_message_size` bytes after decompression) — trace requests as bytes that
+//! [`OtlpIngest`] walks without decoding spans (`RawTraceServer`), metrics and logs decoded by
+//! prost — [`OtlpIngest`] validates and relabels it,
 //! and [`Router`] queues the batch; a full queue is again `UNAVAILABLE` + `RetryInfo`. Invalid
 //! spans come back in `partial_success` with `OK`.
 //!
@@ -24,6 +26,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use http::HeaderValue;
 use opentelemetry_proto::tonic::collector::logs::v1::logs_service_server::{
     LogsService, LogsServiceServer,
@@ -37,18 +40,17 @@ use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_server::
 use opentelemetry_proto::tonic::collector::metrics::v1::{
     ExportMetricsPartialSuccess, ExportMetricsServiceRequest, ExportMetricsServiceResponse,
 };
-use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
-    TraceService, TraceServiceServer,
-};
 use opentelemetry_proto::tonic::collector::trace::v1::{
-    ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
+    ExportTracePartialSuccess, ExportTraceServiceResponse,
 };
-use tonic::codec::CompressionEncoding;
+use prost::Message;
+use tonic::codec::{CompressionEncoding, EnabledCompressionEncodings};
 use tonic::server::NamedService;
 use tonic::service::Routes;
 use tonic::{Code, Request, Response, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
+use super::codec::PassThrough;
 use super::response::{grpc_code, retry_after};
 use super::{OtlpError, OtlpIngest};
 use crate::model::{MetricBatch, Tenant};
@@ -75,10 +77,7 @@ pub fn grpc_routes(
     let metrics = ingest.grpc_metrics().clone();
     let handlers = Handlers { ingest, route: route.clone(), translate };
     let guard = |signal| Guard { route: route.clone(), signal, metrics: metrics.clone() };
-    let traces = TraceServiceServer::new(handlers.clone())
-        .max_decoding_message_size(limit)
-        .accept_compressed(CompressionEncoding::Gzip)
-        .send_compressed(CompressionEncoding::Gzip);
+    let traces = RawTraceServer { handlers: handlers.clone(), max_decoding: limit };
     let metrics_service = MetricsServiceServer::new(handlers.clone())
         .max_decoding_message_size(limit)
         .accept_compressed(CompressionEncoding::Gzip)
@@ -136,23 +135,79 @@ struct Handlers {
     translate: TranslateMetrics,
 }
 
-#[tonic::async_trait]
-impl TraceService for Handlers {
-    async fn export(
-        &self,
-        request: Request<ExportTraceServiceRequest>,
-    ) -> Result<Response<ExportTraceServiceResponse>, Status> {
-        let tenant = tenant_of(&request, &self.ingest);
-        let message = request.into_inner();
-        let spans =
-            message.resource_spans.iter().flat_map(|r| &r.scope_spans).map(|s| s.spans.len()).sum();
-        let accepted = cpu_work(spans, || self.ingest.traces(&tenant, message));
-        self.route.submit_traces(&accepted.batch).await.map_err(|err| grpc_status(&err.into()))?;
-        let partial_success = (accepted.rejected > 0).then(|| ExportTracePartialSuccess {
-            rejected_spans: i64::try_from(accepted.rejected).unwrap_or(i64::MAX),
-            error_message: accepted.message.unwrap_or_default(),
-        });
-        Ok(Response::new(ExportTraceServiceResponse { partial_success }))
+/// `TraceService/Export` with the message as bytes ([`PassThrough`]): tonic does framing,
+/// gzip and the size limit; the request is then walked like `POST /v1/traces`, so spans are
+/// never decoded into structs (the generated server would decode them with prost, and the
+/// forward sink would encode them again).
+#[derive(Clone)]
+struct RawTraceServer {
+    handlers: Handlers,
+    max_decoding: usize,
+}
+
+impl NamedService for RawTraceServer {
+    const NAME: &'static str = "opentelemetry.proto.collector.trace.v1.TraceService";
+}
+
+const TRACE_EXPORT_PATH: &str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
+
+impl tower::Service<http::Request<tonic::body::Body>> for RawTraceServer {
+    type Response = http::Response<tonic::body::Body>;
+    type Error = Infallible;
+    type Future = BoxFuture<Result<Self::Response, Infallible>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: http::Request<tonic::body::Body>) -> Self::Future {
+        if request.uri().path() != TRACE_EXPORT_PATH {
+            return Box::pin(async {
+                Ok(Status::unimplemented("unknown method of TraceService").into_http())
+            });
+        }
+        let export = TraceExport(self.handlers.clone());
+        let max_decoding = self.max_decoding;
+        Box::pin(async move {
+            let mut gzip = EnabledCompressionEncodings::default();
+            gzip.enable(CompressionEncoding::Gzip);
+            let mut grpc = tonic::server::Grpc::new(PassThrough)
+                .apply_compression_config(gzip, gzip)
+                .apply_max_message_size_config(Some(max_decoding), None);
+            Ok(grpc.unary(export, request).await)
+        })
+    }
+}
+
+/// One `Export` call of [`RawTraceServer`].
+struct TraceExport(Handlers);
+
+impl tonic::server::UnaryService<Bytes> for TraceExport {
+    type Response = Bytes;
+    type Future = BoxFuture<Result<Response<Bytes>, Status>>;
+
+    fn call(&mut self, request: Request<Bytes>) -> Self::Future {
+        let handlers = self.0.clone();
+        Box::pin(async move {
+            let tenant = tenant_of(&request, &handlers.ingest);
+            let message = request.into_inner();
+            // ~100 bytes per span is a cheap proxy for the work (no decode needed to count).
+            let accepted = cpu_work(message.len() / 100, || {
+                handlers.ingest.traces_grpc_protobuf(&tenant, &message)
+            })
+            .map_err(|err| grpc_status(&err))?;
+            handlers
+                .route
+                .submit_traces(&accepted.batch)
+                .await
+                .map_err(|err| grpc_status(&err.into()))?;
+            let partial_success = (accepted.rejected > 0).then(|| ExportTracePartialSuccess {
+                rejected_spans: i64::try_from(accepted.rejected).unwrap_or(i64::MAX),
+                error_message: accepted.message.unwrap_or_default(),
+            });
+            let response = ExportTraceServiceResponse { partial_success };
+            Ok(Response::new(Bytes::from(response.encode_to_vec())))
+        })
     }
 }
 

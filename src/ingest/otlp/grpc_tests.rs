@@ -19,6 +19,7 @@ use super::*;
 use crate::config::{ByteSize, OtlpIngestConfig};
 use crate::route::Targets;
 use crate::telemetry::Catalog;
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 
 struct Server {
     addr: SocketAddr,

@@ -45,6 +45,7 @@
 //! ```
 
 pub mod attributes;
+pub mod codec;
 pub mod decode;
 pub mod grpc;
 pub mod logs;
@@ -254,6 +255,17 @@ impl OtlpIngest {
         self.http.bytes.inc_by(body.len() as u64);
         let format = Format::from_content_type(content_type)?;
         decode::decode_body(format, content_encoding, body, self.max_http_body_size())
+    }
+
+    /// A trace request as gRPC message bytes (already decompressed and size-capped by tonic):
+    /// the same zero-copy walk as `POST /v1/traces`.
+    pub fn traces_grpc_protobuf(
+        &self,
+        tenant: &Tenant,
+        message: &Bytes,
+    ) -> Result<Accepted<TraceBatch>, OtlpError> {
+        self.grpc.bytes.inc_by(message.len() as u64);
+        traces::from_protobuf(message, &self.trace_context(tenant, &self.grpc))
     }
 
     /// A decoded trace request (gRPC).

@@ -4,16 +4,17 @@
 
 use std::time::Duration;
 
-use bytes::{Buf, BufMut, Bytes};
+use bytes::Bytes;
 use http::HeaderMap;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
 use prost::Message;
-use tonic::codec::{Codec, CompressionEncoding, DecodeBuf, Decoder, EncodeBuf, Encoder};
+use tonic::codec::CompressionEncoding;
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Code, Status};
 use tonic_types::StatusExt;
 
 use crate::config::{Compression, OtlpTarget};
+use crate::ingest::otlp::codec::PassThrough;
 use crate::sinks::queue::{SendError, Transport};
 use crate::telemetry::ForwardMetrics;
 
@@ -174,39 +175,4 @@ fn authorization(config: &OtlpTarget) -> Option<String> {
         return Some(format!("Bearer {}", std::fs::read_to_string(path).ok()?.trim()));
     }
     None
-}
-
-/// A codec that sends and receives message bytes unchanged.
-#[derive(Clone, Copy, Debug, Default)]
-struct PassThrough;
-
-impl Codec for PassThrough {
-    type Encode = Bytes;
-    type Decode = Bytes;
-    type Encoder = PassThrough;
-    type Decoder = PassThrough;
-    fn encoder(&mut self) -> Self::Encoder {
-        *self
-    }
-    fn decoder(&mut self) -> Self::Decoder {
-        *self
-    }
-}
-
-impl Encoder for PassThrough {
-    type Item = Bytes;
-    type Error = Status;
-    fn encode(&mut self, item: Bytes, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
-        dst.put(item);
-        Ok(())
-    }
-}
-
-impl Decoder for PassThrough {
-    type Item = Bytes;
-    type Error = Status;
-    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Bytes>, Status> {
-        let len = src.remaining();
-        Ok(Some(src.copy_to_bytes(len)))
-    }
 }
