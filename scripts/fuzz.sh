@@ -3,12 +3,12 @@
 #
 #   scripts/fuzz.sh [SECONDS] [TARGET...]
 #
-# Targets (fuzz/Cargo.toml): remote_write_decode, remote_write_receive, config_parse, relabel,
-# otlp_decode (the three OTLP/HTTP decoders: protobuf/JSON, gzip, span checks, relabeling).
+# Targets (fuzz/Cargo.toml, `cargo fuzz list`): remote_write_decode, remote_write_receive,
+# loki_push, zipkin_decode, otlp_decode (the three OTLP/HTTP decoders: protobuf/JSON, gzip, span
+# checks, relabeling), config_parse, relabel.
 #
 # Runs every target of fuzz/ (or the ones named) for SECONDS each (default 60), one after the
-# other, one libFuzzer process each, at nice 10. Targets (`cargo fuzz list`): remote_write_decode,
-# remote_write_receive, zipkin_decode, config_parse, relabel. Each run starts from the committed seeds in
+# other, one libFuzzer process each, at nice 10. Each run starts from the committed seeds in
 # fuzz/seeds/<target>/ and grows a corpus in a temporary directory (removed at the end unless
 # FUZZ_KEEP_CORPUS=1). Exits non-zero if any target crashed; the crashing input is in
 # fuzz/artifacts/<target>/ and the reproduction command is printed.
