@@ -89,7 +89,36 @@ pub struct HttpTarget {
     pub retry: RetryPolicy,
 }
 
+/// The config keys every HTTP forward target shares, borrowed from its config struct.
+pub struct TargetKeys<'a> {
+    pub url: &'a str,
+    pub basic_auth: Option<&'a BasicAuth>,
+    pub bearer_token: Option<&'a String>,
+    pub bearer_token_file: Option<&'a String>,
+    pub remote_timeout: crate::config::PromDuration,
+    pub queue: &'a crate::config::QueueConfig,
+    pub headers: &'a std::collections::BTreeMap<String, String>,
+}
+
 impl HttpTarget {
+    /// A target from its config keys (validated before), protocol headers and retry policy.
+    pub fn from_keys(
+        keys: &TargetKeys<'_>,
+        protocol_headers: HeaderMap,
+        retry: RetryPolicy,
+    ) -> Self {
+        Self {
+            url: keys.url.parse().expect("validated url"),
+            headers: protocol_headers,
+            auth: Auth::from_config(keys.basic_auth, keys.bearer_token, keys.bearer_token_file),
+            timeout: keys.remote_timeout.get(),
+            min_backoff: keys.queue.min_backoff.get(),
+            max_backoff: keys.queue.max_backoff.get(),
+            retry,
+        }
+        .with_user_headers(keys.headers)
+    }
+
     /// Adds the user's `headers` (validated: names and values usable, none reserved).
     pub fn with_user_headers(
         mut self,

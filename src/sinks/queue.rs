@@ -262,6 +262,24 @@ impl<P: Payload, F: Flush<P>> ShardWorker<P, F> {
     }
 }
 
+/// Sorts `chunks` by tenant and returns the index range of each tenant's run, so a flush can
+/// send one request per tenant (normally there is one).
+pub fn tenant_runs<C>(
+    chunks: &mut [C],
+    tenant: impl Fn(&C) -> &crate::model::Tenant,
+) -> Vec<std::ops::Range<usize>> {
+    chunks.sort_by(|a, b| tenant(a).cmp(tenant(b)));
+    let mut runs = Vec::new();
+    let mut start = 0;
+    while start < chunks.len() {
+        let first = tenant(&chunks[start]);
+        let len = chunks[start..].iter().take_while(|c| tenant(c) == first).count();
+        runs.push(start..start + len);
+        start += len;
+    }
+    runs
+}
+
 async fn sleep_until(deadline: Option<Instant>) {
     match deadline {
         Some(deadline) => tokio::time::sleep_until(deadline).await,

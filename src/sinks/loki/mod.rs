@@ -16,7 +16,7 @@ use std::sync::Arc;
 use http::{HeaderMap, HeaderValue};
 use tokio::sync::watch;
 
-use super::http::{Auth, HttpTarget, RetryPolicy, Sender};
+use super::http::{HttpTarget, RetryPolicy, Sender, TargetKeys};
 use super::queue::{self, Flush, QueueFull, Reservation, ShardedQueue, Workers};
 use super::remote_write::SendScratch;
 use super::ForwardTarget;
@@ -69,20 +69,18 @@ impl Target {
         let mut headers = HeaderMap::new();
         headers
             .insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/x-protobuf"));
-        let http = HttpTarget {
-            url: config.url.parse().expect("validated url"),
-            headers,
-            auth: Auth::from_config(
-                config.basic_auth.as_ref(),
-                config.bearer_token.as_ref(),
-                config.bearer_token_file.as_ref(),
-            ),
-            timeout: config.remote_timeout.get(),
-            min_backoff: config.queue_config.min_backoff.get(),
-            max_backoff: config.queue_config.max_backoff.get(),
-            retry: RetryPolicy::RemoteWrite { retry_on_429: config.queue_config.retry_on_http_429 },
-        }
-        .with_user_headers(&config.headers);
+        let keys = TargetKeys {
+            url: &config.url,
+            basic_auth: config.basic_auth.as_ref(),
+            bearer_token: config.bearer_token.as_ref(),
+            bearer_token_file: config.bearer_token_file.as_ref(),
+            remote_timeout: config.remote_timeout,
+            queue: &config.queue_config,
+            headers: &config.headers,
+        };
+        let retry =
+            RetryPolicy::RemoteWrite { retry_on_429: config.queue_config.retry_on_http_429 };
+        let http = HttpTarget::from_keys(&keys, headers, retry);
         let flusher = Arc::new(Flusher {
             sender: Sender::new(http, name.clone(), metrics.clone()),
             tenant_override: config
@@ -181,13 +179,9 @@ impl Flush<LogChunk> for Flusher {
 
     /// One push per tenant among the gathered chunks (normally one).
     async fn flush(&self, mut chunks: Vec<LogChunk>, scratch: &mut SendScratch) {
-        chunks.sort_by(|a, b| a.tenant.cmp(&b.tenant));
-        let mut start = 0;
-        while start < chunks.len() {
-            let tenant = chunks[start].tenant.clone();
-            let end = start + chunks[start..].iter().take_while(|c| c.tenant == tenant).count();
-            self.send_tenant(&tenant, &chunks[start..end], scratch).await;
-            start = end;
+        for run in queue::tenant_runs(&mut chunks, |c| &c.tenant) {
+            let tenant = chunks[run.start].tenant.clone();
+            self.send_tenant(&tenant, &chunks[run], scratch).await;
         }
     }
 }

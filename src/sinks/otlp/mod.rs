@@ -23,7 +23,7 @@ use std::sync::Arc;
 use http::{HeaderMap, HeaderValue};
 use tokio::sync::watch;
 
-use super::http::{Auth, HttpTarget, RetryPolicy, Sender};
+use super::http::{HttpTarget, RetryPolicy, Sender, TargetKeys};
 use super::queue::{self, Flush, QueueFull, Reservation, ShardedQueue, Transport, Workers};
 use super::ForwardTarget;
 use crate::config::{Compression, OtlpProtocol, OtlpTarget};
@@ -104,20 +104,16 @@ fn http_target(config: &OtlpTarget) -> HttpTarget {
         headers.insert(http::header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
     }
     let url = format!("{}/v1/traces", config.endpoint.trim_end_matches('/'));
-    HttpTarget {
-        url: url.parse().expect("validated endpoint"),
-        headers,
-        auth: Auth::from_config(
-            config.basic_auth.as_ref(),
-            config.bearer_token.as_ref(),
-            config.bearer_token_file.as_ref(),
-        ),
-        timeout: config.remote_timeout.get(),
-        min_backoff: config.queue_config.min_backoff.get(),
-        max_backoff: config.queue_config.max_backoff.get(),
-        retry: RetryPolicy::Otlp,
-    }
-    .with_user_headers(&config.headers)
+    let keys = TargetKeys {
+        url: &url,
+        basic_auth: config.basic_auth.as_ref(),
+        bearer_token: config.bearer_token.as_ref(),
+        bearer_token_file: config.bearer_token_file.as_ref(),
+        remote_timeout: config.remote_timeout,
+        queue: &config.queue_config,
+        headers: &config.headers,
+    };
+    HttpTarget::from_keys(&keys, headers, RetryPolicy::Otlp)
 }
 
 impl ForwardTarget for Target {
@@ -181,13 +177,9 @@ impl Flush<TraceChunk> for Flusher {
 
     /// One export per tenant among the gathered chunks (normally one).
     async fn flush(&self, mut chunks: Vec<TraceChunk>, raw: &mut Vec<u8>) {
-        chunks.sort_by(|a, b| a.tenant.cmp(&b.tenant));
-        let mut start = 0;
-        while start < chunks.len() {
-            let tenant = chunks[start].tenant.clone();
-            let end = start + chunks[start..].iter().take_while(|c| c.tenant == tenant).count();
-            self.send_tenant(&tenant, &chunks[start..end], raw).await;
-            start = end;
+        for run in queue::tenant_runs(&mut chunks, |c| &c.tenant) {
+            let tenant = chunks[run.start].tenant.clone();
+            self.send_tenant(&tenant, &chunks[run], raw).await;
         }
     }
 }

@@ -28,7 +28,7 @@ use std::sync::Arc;
 use http::{HeaderMap, HeaderValue};
 use tokio::sync::watch;
 
-use super::http::{Auth, HttpTarget, RetryPolicy, Sender};
+use super::http::{HttpTarget, RetryPolicy, Sender, TargetKeys};
 use super::queue::{self, Flush, QueueFull, Reservation, ShardedQueue, Workers};
 use super::ForwardTarget;
 use crate::config::RemoteWriteTarget;
@@ -89,20 +89,17 @@ pub fn http_target(config: &RemoteWriteTarget) -> HttpTarget {
     headers.insert(http::header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     headers.insert(http::header::CONTENT_ENCODING, HeaderValue::from_static("snappy"));
     headers.insert("x-prometheus-remote-write-version", HeaderValue::from_static(version));
-    HttpTarget {
-        url: config.url.parse().expect("validated url"),
-        headers,
-        auth: Auth::from_config(
-            config.basic_auth.as_ref(),
-            config.bearer_token.as_ref(),
-            config.bearer_token_file.as_ref(),
-        ),
-        timeout: config.remote_timeout.get(),
-        min_backoff: config.queue_config.min_backoff.get(),
-        max_backoff: config.queue_config.max_backoff.get(),
-        retry: RetryPolicy::RemoteWrite { retry_on_429: config.queue_config.retry_on_http_429 },
-    }
-    .with_user_headers(&config.headers)
+    let keys = TargetKeys {
+        url: &config.url,
+        basic_auth: config.basic_auth.as_ref(),
+        bearer_token: config.bearer_token.as_ref(),
+        bearer_token_file: config.bearer_token_file.as_ref(),
+        remote_timeout: config.remote_timeout,
+        queue: &config.queue_config,
+        headers: &config.headers,
+    };
+    let retry = RetryPolicy::RemoteWrite { retry_on_429: config.queue_config.retry_on_http_429 };
+    HttpTarget::from_keys(&keys, headers, retry)
 }
 
 impl Target {
