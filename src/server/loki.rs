@@ -12,7 +12,7 @@ use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 
-use super::{tenant_of, AppState, BLOCKING_BODY_BYTES};
+use super::{cpu_work, observed, tenant_of, AppState, BLOCKING_BODY_BYTES};
 use crate::ingest::{read_body_capped, IngestError};
 use crate::route::{RouteError, Signal};
 
@@ -26,10 +26,7 @@ pub(super) async fn handler(
         Ok(()) => StatusCode::NO_CONTENT.into_response(),
         Err(err) => err.into_response(),
     };
-    let metrics = state.loki.metrics();
-    metrics.duration.observe(started.elapsed().as_secs_f64());
-    metrics.request_done(response.status().as_u16());
-    response
+    observed(state.loki.metrics(), started, response)
 }
 
 /// A full forward queue is Loki's 429 ("retry later"); shutting down stays 503.
@@ -57,7 +54,7 @@ async fn handle(state: &AppState, headers: &HeaderMap, body: Body) -> Result<(),
     let work = move || {
         loki.receive(&tenant, content_type.as_deref(), content_encoding.as_deref(), body, now_ns)
     };
-    let received = if blocking { tokio::task::block_in_place(work) } else { work() }?;
+    let received = cpu_work(blocking, work)?;
     state.route.submit_logs(&received.batch).await.map_err(queue_error)?;
     match received.rejection_message() {
         Some(message) => Err(IngestError::Invalid(message)),

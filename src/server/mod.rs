@@ -86,6 +86,26 @@ mod zipkin;
 /// stall the other tasks of its runtime thread (STYLE.md rule 6).
 const BLOCKING_BODY_BYTES: usize = 256 << 10;
 
+/// Runs decode work inline, or with `block_in_place` when the body is large (`blocking`).
+fn cpu_work<T>(blocking: bool, work: impl FnOnce() -> T) -> T {
+    if blocking {
+        tokio::task::block_in_place(work)
+    } else {
+        work()
+    }
+}
+
+/// Records a finished ingest request (duration, count by status) and returns its response.
+fn observed(
+    metrics: &crate::telemetry::IngestMetrics,
+    started: std::time::Instant,
+    response: Response,
+) -> Response {
+    metrics.duration.observe(started.elapsed().as_secs_f64());
+    metrics.request_done(response.status().as_u16());
+    response
+}
+
 /// Longest tenant id accepted (Loki/Cortex `MaxTenantIDLength`).
 const MAX_TENANT_LENGTH: usize = 150;
 

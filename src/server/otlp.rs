@@ -13,7 +13,7 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 
-use super::{status_for, tenant_of, AppState, BLOCKING_BODY_BYTES};
+use super::{cpu_work, observed, status_for, tenant_of, AppState, BLOCKING_BODY_BYTES};
 use crate::ingest::otlp::{response, Format, OtlpError};
 use crate::ingest::{read_body_capped, IngestError};
 use crate::route::Signal;
@@ -57,10 +57,7 @@ async fn handler(
             response
         }
     };
-    let metrics = state.otlp.http_metrics();
-    metrics.duration.observe(started.elapsed().as_secs_f64());
-    metrics.request_done(response.status().as_u16());
-    response
+    observed(state.otlp.http_metrics(), started, response)
 }
 
 fn reply_response(status: StatusCode, reply: response::Reply) -> Response {
@@ -109,14 +106,14 @@ async fn handle(
         Kind::Traces => {
             let otlp = state.otlp.clone();
             let work = || otlp.traces_http(&tenant, ct, ce, body);
-            let accepted = if blocking { tokio::task::block_in_place(work) } else { work() }?;
+            let accepted = cpu_work(blocking, work)?;
             state.route.submit_traces(&accepted.batch).await?;
             Ok(response::traces(&accepted, format))
         }
         Kind::Logs => {
             let otlp = state.otlp.clone();
             let work = || otlp.logs_http(&tenant, ct, ce, body);
-            let accepted = if blocking { tokio::task::block_in_place(work) } else { work() }?;
+            let accepted = cpu_work(blocking, work)?;
             state.route.submit_logs(&accepted.batch).await?;
             Ok(response::logs(&accepted, format))
         }
@@ -125,8 +122,7 @@ async fn handle(
                 let request = state.otlp.decode_metrics_http(ct, ce, body)?;
                 Ok((state.translate_metrics)(&request))
             };
-            let (batch, rejected, message) =
-                if blocking { tokio::task::block_in_place(work) } else { work() }?;
+            let (batch, rejected, message) = cpu_work(blocking, work)?;
             state.route.submit_metrics(&batch).await?;
             Ok(response::metrics(rejected, message.as_deref(), format))
         }

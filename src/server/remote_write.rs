@@ -7,7 +7,7 @@ use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 
-use super::AppState;
+use super::{cpu_work, observed, AppState};
 use crate::ingest::remote_write::{self, Received, Scratch, Version};
 use crate::ingest::{read_body_capped, IngestError};
 use crate::route::Signal;
@@ -49,13 +49,10 @@ pub(super) async fn handler(
             }
         }
     };
-    let metrics = state.remote_write.metrics(version);
-    metrics.duration.observe(started.elapsed().as_secs_f64());
-    metrics.request_done(response.status().as_u16());
     if response.status().is_client_error() {
         tracing::debug!(status = %response.status(), "rejected remote-write request");
     }
-    response
+    observed(state.remote_write.metrics(version), started, response)
 }
 
 type HandlerError = (IngestError, Option<Received>);
@@ -74,8 +71,7 @@ async fn handle_remote_write(
     let blocking = compressed.len() * 4 > BLOCKING_DECODE_THRESHOLD;
     let work =
         move || SCRATCH.with_borrow_mut(|scratch| ingest.receive(&compressed, version, scratch));
-    let received =
-        if blocking { tokio::task::block_in_place(work) } else { work() }.map_err(|e| (e, None))?;
+    let received = cpu_work(blocking, work).map_err(|e| (e, None))?;
     if let Err(err) = state.route.submit_metrics(&received.batch).await {
         return Err((err.into(), None));
     }

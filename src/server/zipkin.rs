@@ -9,7 +9,7 @@ use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 
-use super::{tenant_of, AppState, BLOCKING_BODY_BYTES};
+use super::{cpu_work, observed, tenant_of, AppState, BLOCKING_BODY_BYTES};
 use crate::ingest::{read_body_capped, IngestError};
 use crate::route::Signal;
 
@@ -23,10 +23,7 @@ pub(super) async fn handler(
         Ok(()) => StatusCode::ACCEPTED.into_response(),
         Err(err) => err.into_response(),
     };
-    let metrics = state.zipkin.metrics();
-    metrics.duration.observe(started.elapsed().as_secs_f64());
-    metrics.request_done(response.status().as_u16());
-    response
+    observed(state.zipkin.metrics(), started, response)
 }
 
 async fn handle(state: &AppState, headers: &HeaderMap, body: Body) -> Result<(), IngestError> {
@@ -41,7 +38,7 @@ async fn handle(state: &AppState, headers: &HeaderMap, body: Body) -> Result<(),
     let blocking = body.len() > BLOCKING_BODY_BYTES;
     let work =
         move || zipkin.receive(&tenant, content_type.as_deref(), content_encoding.as_deref(), body);
-    let batch = if blocking { tokio::task::block_in_place(work) } else { work() }?;
+    let batch = cpu_work(blocking, work)?;
     state.route.submit_traces(&batch).await?;
     Ok(())
 }
