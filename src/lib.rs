@@ -20,6 +20,8 @@
 //! * [`route`]     fan-out of each signal's batches to its forward targets, all or nothing.
 //! * [`sinks`]     forward outputs on one queue machinery (batching, sharding, retries):
 //!   remote-write 1.0/2.0, Loki push, OTLP gRPC/HTTP.
+//! * [`storage`]   the WAL format (segments, CRC32C records, replay with tail repair); not yet
+//!   wired in front of acknowledgements.
 //! * [`telemetry`] logging setup and the one catalog of Strata's own metrics.
 //! * [`server`]    the HTTP routers (main and OTLP/HTTP) and the single error → status mapping;
 //!   the OTLP/gRPC services live in `ingest::otlp::grpc`.
@@ -35,5 +37,6 @@ pub mod relabel;
 pub mod route;
 pub mod server;
 pub mod sinks;
+pub mod storage;
 pub mod telemetry;
 pub mod topology;
