@@ -379,6 +379,18 @@ impl Catalog {
     }
 
     /// The registry in Prometheus/OpenMetrics text form.
+    /// Test helper: the value of the first exposed sample line starting with `needle`
+    /// (e.g. `strata_forward_spans_sent_total{target="t"}`); panics if there is none.
+    #[cfg(test)]
+    pub fn sample_value(&self, needle: &str) -> f64 {
+        let text = self.encode_text();
+        text.lines()
+            .find(|l| l.starts_with(needle))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("{needle} not in\n{text}"))
+    }
+
     pub fn encode_text(&self) -> String {
         let mut out = String::new();
         // Writing into a String cannot fail.

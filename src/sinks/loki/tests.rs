@@ -118,15 +118,6 @@ async fn run(config: &LokiTarget, batches: &[LogBatch]) -> Catalog {
     catalog
 }
 
-fn metric(catalog: &Catalog, needle: &str) -> f64 {
-    let text = catalog.encode_text();
-    text.lines()
-        .find(|l| l.starts_with(needle))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| panic!("{needle} not in\n{text}"))
-}
-
 #[tokio::test]
 async fn every_entry_arrives_in_order_per_stream_with_its_tenant() {
     let (record, url) = start_receiver(vec![]).await;
@@ -147,7 +138,7 @@ async fn every_entry_arrives_in_order_per_stream_with_its_tenant() {
     assert_eq!(entries.iter().filter(|(tenant, _, _)| tenant == "team-b").count(), 2);
     // max_samples_per_send = 4 entries per push.
     assert!(*record.requests.lock().unwrap() >= 5);
-    assert_eq!(metric(&catalog, "strata_forward_log_entries_sent_total{target=\"t\"}"), 17.0);
+    assert_eq!(catalog.sample_value("strata_forward_log_entries_sent_total{target=\"t\"}"), 17.0);
 }
 
 #[tokio::test]
@@ -158,17 +149,18 @@ async fn relabeling_tenant_override_retries_and_rejections() {
     let entries = record.entries.lock().unwrap().clone();
     assert!(entries.iter().all(|(tenant, selector, _)| tenant == "central"
         && selector == "{app=\"app1\", cluster=\"eu1\", env=\"prod\"}"));
-    assert_eq!(metric(&catalog, "strata_forward_log_entries_sent_total{target=\"t\"}"), 3.0);
+    assert_eq!(catalog.sample_value("strata_forward_log_entries_sent_total{target=\"t\"}"), 3.0);
     assert_eq!(
-        metric(&catalog, "strata_forward_items_dropped_total{target=\"t\",reason=\"relabel\"}"),
+        catalog.sample_value("strata_forward_items_dropped_total{target=\"t\",reason=\"relabel\"}"),
         3.0
     );
-    assert_eq!(metric(&catalog, "strata_forward_retries_total{target=\"t\"}"), 2.0);
+    assert_eq!(catalog.sample_value("strata_forward_retries_total{target=\"t\"}"), 2.0);
 
     let (_record, url) = start_receiver(vec![400]).await;
     let catalog = run(&target_config(&url, ""), &[batch("team-a", 1, 3)]).await;
     assert_eq!(
-        metric(&catalog, "strata_forward_items_dropped_total{target=\"t\",reason=\"rejected\"}"),
+        catalog
+            .sample_value("strata_forward_items_dropped_total{target=\"t\",reason=\"rejected\"}"),
         3.0
     );
 }
@@ -184,7 +176,7 @@ async fn a_label_name_loki_cannot_parse_drops_the_stream_not_the_push() {
     let catalog = run(&target_config(&url, extra), &[input]).await;
     assert!(record.entries.lock().unwrap().is_empty());
     assert_eq!(
-        metric(&catalog, "strata_forward_items_dropped_total{target=\"t\",reason=\"relabel\"}"),
+        catalog.sample_value("strata_forward_items_dropped_total{target=\"t\",reason=\"relabel\"}"),
         2.0
     );
 }

@@ -173,15 +173,6 @@ async fn run(config: &OtlpTarget, batches: &[TraceBatch]) -> Catalog {
     catalog
 }
 
-fn metric(catalog: &Catalog, needle: &str) -> f64 {
-    let text = catalog.encode_text();
-    text.lines()
-        .find(|l| l.starts_with(needle))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| panic!("{needle} not in\n{text}"))
-}
-
 fn expected_names(resources: usize, spans: usize) -> Vec<String> {
     let mut names: Vec<String> =
         (0..resources).flat_map(|r| (0..spans).map(move |s| format!("r{r:02}-s{s:02}"))).collect();
@@ -203,7 +194,7 @@ async fn grpc_and_http_deliver_every_span_with_the_tenant() {
         let catalog = run(&config, &[batch("team-a", 3, 4), batch("team-a", 2, 4)]).await;
         assert_eq!(record.span_names(), expected_names(3, 4), "{protocol} {compression}");
         assert!(record.requests.lock().unwrap().iter().all(|(tenant, _)| tenant == "team-a"));
-        assert_eq!(metric(&catalog, "strata_forward_spans_sent_total{target=\"t\"}"), 20.0);
+        assert_eq!(catalog.sample_value("strata_forward_spans_sent_total{target=\"t\"}"), 20.0);
     }
 }
 
@@ -213,13 +204,14 @@ async fn retryable_failures_are_retried_and_permanent_ones_dropped() {
     let (record, endpoint) = grpc_receiver(vec![14, 14]).await;
     let catalog = run(&target_config(&endpoint, "grpc", "none"), &[batch("t", 1, 5)]).await;
     assert_eq!(record.requests.lock().unwrap().len(), 3);
-    assert_eq!(metric(&catalog, "strata_forward_spans_sent_total{target=\"t\"}"), 5.0);
+    assert_eq!(catalog.sample_value("strata_forward_spans_sent_total{target=\"t\"}"), 5.0);
 
     let (record, endpoint) = grpc_receiver(vec![3]).await;
     let catalog = run(&target_config(&endpoint, "grpc", "none"), &[batch("t", 1, 5)]).await;
     assert_eq!(record.requests.lock().unwrap().len(), 1);
     assert_eq!(
-        metric(&catalog, "strata_forward_items_dropped_total{target=\"t\",reason=\"rejected\"}"),
+        catalog
+            .sample_value("strata_forward_items_dropped_total{target=\"t\",reason=\"rejected\"}"),
         5.0
     );
 
@@ -229,7 +221,8 @@ async fn retryable_failures_are_retried_and_permanent_ones_dropped() {
         run(&target_config(&endpoint, "http/protobuf", "none"), &[batch("t", 1, 5)]).await;
     assert_eq!(record.requests.lock().unwrap().len(), 2);
     assert_eq!(
-        metric(&catalog, "strata_forward_items_dropped_total{target=\"t\",reason=\"rejected\"}"),
+        catalog
+            .sample_value("strata_forward_items_dropped_total{target=\"t\",reason=\"rejected\"}"),
         5.0
     );
     let (record, endpoint) = http_receiver(vec![500]).await;

@@ -142,15 +142,6 @@ async fn finish(mut running: Running) -> Catalog {
     running.catalog
 }
 
-fn metric(catalog: &Catalog, needle: &str) -> f64 {
-    let text = catalog.encode_text();
-    text.lines()
-        .find(|l| l.starts_with(needle))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| panic!("{needle} not in\n{text}"))
-}
-
 #[tokio::test]
 async fn batches_respect_max_samples_and_keep_series_order() {
     let (receiver, url) = start_receiver(vec![]).await;
@@ -183,8 +174,8 @@ async fn batches_respect_max_samples_and_keep_series_order() {
             let expected: Vec<i64> = (0..5).flat_map(|r| (0..3).map(move |i| r * 10 + i)).collect();
             assert_eq!(timestamps, expected, "{labels}: order per series must hold (v{version})");
         }
-        assert_eq!(metric(&catalog, "strata_forward_samples_sent_total{target=\"t\"}"), 105.0);
-        assert_eq!(metric(&catalog, "strata_forward_queue_length_items{target=\"t\"}"), 0.0);
+        assert_eq!(catalog.sample_value("strata_forward_samples_sent_total{target=\"t\"}"), 105.0);
+        assert_eq!(catalog.sample_value("strata_forward_queue_length_items{target=\"t\"}"), 0.0);
     }
 }
 
@@ -207,12 +198,13 @@ async fn retryable_failures_are_retried_and_4xx_dropped() {
     running.target.prepare(&batch(2, 2, 100)).unwrap().commit();
     let catalog = finish(running).await;
     assert_eq!(receiver.requests.lock().unwrap().len(), 5, "3 retries, 1 rejection, 1 success");
-    assert_eq!(metric(&catalog, "strata_forward_retries_total{target=\"t\"}"), 3.0);
+    assert_eq!(catalog.sample_value("strata_forward_retries_total{target=\"t\"}"), 3.0);
     assert_eq!(
-        metric(&catalog, "strata_forward_items_dropped_total{target=\"t\",reason=\"rejected\"}"),
+        catalog
+            .sample_value("strata_forward_items_dropped_total{target=\"t\",reason=\"rejected\"}"),
         4.0
     );
-    assert_eq!(metric(&catalog, "strata_forward_samples_sent_total{target=\"t\"}"), 4.0);
+    assert_eq!(catalog.sample_value("strata_forward_samples_sent_total{target=\"t\"}"), 4.0);
 }
 
 #[tokio::test]
@@ -237,8 +229,8 @@ async fn full_queue_refuses_and_frees_capacity_after_sending() {
     }
     assert!(accepted, "capacity never came back");
     let catalog = finish(running).await;
-    assert_eq!(metric(&catalog, "strata_forward_samples_sent_total{target=\"t\"}"), 30.0);
-    assert!(metric(&catalog, "strata_forward_queue_full_total{target=\"t\"}") >= 1.0);
+    assert_eq!(catalog.sample_value("strata_forward_samples_sent_total{target=\"t\"}"), 30.0);
+    assert!(catalog.sample_value("strata_forward_queue_full_total{target=\"t\"}") >= 1.0);
 }
 
 #[tokio::test]
@@ -263,7 +255,8 @@ async fn shutdown_deadline_drops_and_counts() {
         tokio::time::timeout(Duration::from_secs(5), handle).await.unwrap().unwrap();
     }
     assert_eq!(
-        metric(&catalog, "strata_forward_items_dropped_total{target=\"t\",reason=\"shutdown\"}"),
+        catalog
+            .sample_value("strata_forward_items_dropped_total{target=\"t\",reason=\"shutdown\"}"),
         3.0
     );
 }
@@ -286,7 +279,7 @@ async fn write_relabel_configs_apply_per_target() {
     assert_eq!(labels.len(), 5);
     assert_eq!(labels[0], "__name__=m,s=005,via=strata");
     assert_eq!(
-        metric(&catalog, "strata_forward_items_dropped_total{target=\"t\",reason=\"relabel\"}"),
+        catalog.sample_value("strata_forward_items_dropped_total{target=\"t\",reason=\"relabel\"}"),
         5.0
     );
 }
