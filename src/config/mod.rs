@@ -12,6 +12,7 @@
 
 pub mod env;
 pub mod signals;
+pub mod storage;
 pub mod units;
 
 use std::collections::BTreeMap;
@@ -26,6 +27,7 @@ pub use signals::{
     Compression, LokiIngestConfig, LokiTarget, OtlpIngestConfig, OtlpLogsConfig, OtlpMetricsConfig,
     OtlpProtocol, OtlpTarget, OtlpTranslationStrategy, ZipkinIngestConfig,
 };
+pub use storage::{FsyncPolicy, StorageConfig};
 pub use units::{ByteSize, PromDuration};
 
 /// A config problem: where (dotted path, `[i]` for list items) and what.
@@ -70,7 +72,7 @@ pub enum Role {
     AllInOne,
     /// Node agent: receive, validate, relabel, forward.
     Agent,
-    /// Central aggregator: needs storage, rules and query, which this build does not have yet.
+    /// Central aggregator: receive (pushes from agents), WAL, head, blocks, compaction.
     Aggregator,
 }
 
@@ -81,6 +83,7 @@ pub struct Config {
     pub server: ServerConfig,
     pub ingest: IngestConfig,
     pub forward: ForwardConfig,
+    pub storage: StorageConfig,
 }
 
 #[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
@@ -306,12 +309,6 @@ impl Config {
     /// Checks everything that parsing cannot: ranges, URLs, relabel rules, combinations.
     pub fn validate(&self, source: &str) -> Result<(), ConfigErrors> {
         let mut errors = Vec::new();
-        if self.role == Role::Aggregator {
-            errors.push(ConfigError::new(
-                "role",
-                "\"aggregator\" needs storage and query, which this build does not have yet; use \"all-in-one\" or \"agent\"",
-            ));
-        }
         if self.server.http_listen_address.parse::<SocketAddr>().is_err() {
             errors.push(ConfigError::new(
                 "server.http_listen_address",
@@ -323,6 +320,7 @@ impl Config {
         }
         self.validate_ingest(&mut errors);
         self.validate_forward(&mut errors);
+        storage::validate_storage(&self.storage, &mut errors);
         if errors.is_empty() {
             Ok(())
         } else {
