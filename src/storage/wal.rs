@@ -83,6 +83,11 @@ pub struct Wal {
     file: File,
     segment: u64,
     len: u64,
+    /// Bytes in segments before the open one.
+    closed_bytes: u64,
+    /// A write or fsync failed on the open segment: its tail is suspect, so the next append
+    /// starts a fresh segment (after cutting back to the last good record if possible).
+    broken: bool,
 }
 
 fn segment_path(dir: &Path, segment: u64) -> PathBuf {
@@ -154,18 +159,17 @@ fn new_segment(dir: &Path, segment: u64) -> Result<File, WalError> {
 }
 
 impl Wal {
-    /// Opens (creating) the WAL in `dir`, replays it and repairs a bad tail. Returns the WAL
-    /// positioned after the last good record, every good record in order, and what was cut.
-    pub fn open(dir: &Path, segment_size: u64) -> Result<(Wal, Vec<Record>, Repair), WalError> {
+    /// Opens (creating) the WAL in `dir`, checks every record and repairs a bad tail. Returns
+    /// the WAL positioned after the last good record and what was cut; read the records back
+    /// with [`Wal::read_from`].
+    pub fn open(dir: &Path, segment_size: u64) -> Result<(Wal, Repair), WalError> {
         fs::create_dir_all(dir).map_err(io_error(dir))?;
-        let mut records = Vec::new();
         let mut repair = Repair::default();
         let mut last: Option<(u64, u64)> = None;
         let numbers = segments(dir)?;
         for (index, &segment) in numbers.iter().enumerate() {
             let path = segment_path(dir, segment);
-            let (good, end, problem) = read_segment(&path, segment)?;
-            records.extend(good);
+            let (_, end, problem) = read_segment(&path, segment)?;
             let Some(problem) = problem else {
                 last = Some((segment, end));
                 continue;
@@ -201,14 +205,54 @@ impl Wal {
                 (segment, HEADER_LEN, new_segment(dir, segment)?)
             }
         };
+        let mut closed_bytes = 0;
+        for number in segments(dir)? {
+            if number < segment {
+                let path = segment_path(dir, number);
+                closed_bytes += fs::metadata(&path).map_err(io_error(&path))?.len();
+            }
+        }
         let wal = Wal {
             dir: dir.to_owned(),
             segment_size: segment_size.max(HEADER_LEN + 1),
             file,
             segment,
             len,
+            closed_bytes,
+            broken: false,
         };
-        Ok((wal, records, repair))
+        Ok((wal, repair))
+    }
+
+    /// The records at or after `from`, oldest first, read one segment at a time (memory is
+    /// bounded by the segment size, not by the WAL's). Only records appended before this call
+    /// are returned.
+    pub fn read_from(&self, from: Position) -> Result<WalReader, WalError> {
+        let end = self.end();
+        let pending = segments(&self.dir)?
+            .into_iter()
+            .filter(|&number| number >= from.segment && number <= end.segment)
+            .collect::<Vec<_>>()
+            .into_iter();
+        Ok(WalReader { dir: self.dir.clone(), from, end, pending, current: Vec::new().into_iter() })
+    }
+
+    /// Where the next record will start (every record so far is before it).
+    pub fn end(&self) -> Position {
+        Position { segment: self.segment, offset: self.len }
+    }
+
+    /// Bytes on disk over all segments.
+    pub fn size_bytes(&self) -> u64 {
+        self.closed_bytes + self.len
+    }
+
+    /// A handle on the open segment, to fsync it without holding the WAL (the caller syncs
+    /// the handle it got; records appended to a later segment were synced by the roll).
+    pub fn sync_handle(&self) -> Result<(File, Position), WalError> {
+        let file =
+            self.file.try_clone().map_err(io_error(&segment_path(&self.dir, self.segment)))?;
+        Ok((file, self.end()))
     }
 
     /// Appends one record (written to the OS, not yet fsynced) and returns where it starts.
@@ -217,21 +261,47 @@ impl Wal {
             return Err(WalError::TooLarge { len: payload.len() });
         }
         let record_len = (RECORD_HEADER_LEN + payload.len()) as u64;
-        if self.len > HEADER_LEN && self.len + record_len > self.segment_size {
+        if self.broken || (self.len > HEADER_LEN && self.len + record_len > self.segment_size) {
             self.roll()?;
         }
         let mut crc = crc32c::crc32c(&[kind]);
         crc = crc32c::crc32c_append(crc, payload);
-        let mut frame = Vec::with_capacity(RECORD_HEADER_LEN + payload.len());
-        frame.extend_from_slice(&((payload.len() + 1) as u32).to_le_bytes());
-        frame.extend_from_slice(&crc.to_le_bytes());
-        frame.push(kind);
-        frame.extend_from_slice(payload);
+        let mut frame = [0u8; RECORD_HEADER_LEN];
+        frame[0..4].copy_from_slice(&((payload.len() + 1) as u32).to_le_bytes());
+        frame[4..8].copy_from_slice(&crc.to_le_bytes());
+        frame[8] = kind;
         let position = Position { segment: self.segment, offset: self.len };
         let path = segment_path(&self.dir, self.segment);
-        self.file.write_all(&frame).map_err(io_error(&path))?;
+        let written = self
+            .file
+            .write_all(&frame)
+            .and_then(|()| self.file.write_all(payload))
+            .map_err(io_error(&path));
+        if let Err(err) = written {
+            self.recover_from_failed_write();
+            return Err(err);
+        }
         self.len += record_len;
         Ok(position)
+    }
+
+    /// After a failed write: cut the segment back to the last good record so later appends do
+    /// not follow a torn one (replay would stop there and lose them). If even that fails, the
+    /// next append rolls to a new segment.
+    fn recover_from_failed_write(&mut self) {
+        let cut = self
+            .file
+            .set_len(self.len)
+            .and_then(|()| self.file.seek(SeekFrom::Start(self.len)).map(|_| ()));
+        if cut.is_err() {
+            self.broken = true;
+        }
+    }
+
+    /// Marks the open segment as suspect after an fsync failure (the kernel may have dropped
+    /// the dirty pages): the next append starts a new segment.
+    pub fn mark_broken(&mut self) {
+        self.broken = true;
     }
 
     /// Fsyncs what was appended so far.
@@ -251,7 +321,9 @@ impl Wal {
         for number in segments(&self.dir)? {
             if number < segment && number < self.segment {
                 let path = segment_path(&self.dir, number);
+                let size = fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
                 fs::remove_file(&path).map_err(io_error(&path))?;
+                self.closed_bytes = self.closed_bytes.saturating_sub(size);
                 removed.push(number);
             }
         }
@@ -259,11 +331,54 @@ impl Wal {
     }
 
     fn roll(&mut self) -> Result<(), WalError> {
-        self.sync()?;
-        self.segment += 1;
-        self.file = new_segment(&self.dir, self.segment)?;
+        if !self.broken {
+            self.sync()?;
+        }
+        let next = self.segment + 1;
+        // A failed creation leaves a partial file behind; clear it so a retry can create it.
+        let file = new_segment(&self.dir, next).inspect_err(|_| {
+            let _ = fs::remove_file(segment_path(&self.dir, next));
+        })?;
+        self.closed_bytes += self.len;
+        self.segment = next;
+        self.file = file;
         self.len = HEADER_LEN;
+        self.broken = false;
         Ok(())
+    }
+}
+
+/// Reads records segment by segment from a position up to the end the WAL had when the reader
+/// was made.
+#[derive(Debug)]
+pub struct WalReader {
+    dir: PathBuf,
+    from: Position,
+    end: Position,
+    pending: std::vec::IntoIter<u64>,
+    current: std::vec::IntoIter<Record>,
+}
+
+impl Iterator for WalReader {
+    type Item = Result<Record, WalError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            if let Some(record) = self.current.next() {
+                if record.position < self.from || record.position >= self.end {
+                    continue;
+                }
+                return Some(Ok(record));
+            }
+            let segment = self.pending.next()?;
+            let path = segment_path(&self.dir, segment);
+            match read_segment(&path, segment) {
+                Ok((records, _, _)) => self.current = records.into_iter(),
+                // Removed by a checkpoint while reading: its records were no longer needed.
+                Err(WalError::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => {}
+                Err(err) => return Some(Err(err)),
+            }
+        }
     }
 }
 
