@@ -16,6 +16,8 @@
 //!
 //! The types below are how those parts hand data to each other.
 
+pub mod durable;
+pub mod positions;
 pub mod record;
 pub mod wal;
 

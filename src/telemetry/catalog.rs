@@ -113,6 +113,7 @@ pub struct Catalog {
     forward_queue_capacity: GaugeFamily,
     forward_queue_full: CounterFamily,
     build_info: GaugeFamily,
+    storage: super::storage::StorageFamilies,
 }
 
 impl std::fmt::Debug for Catalog {
@@ -366,6 +367,7 @@ impl Catalog {
                     "Always 1; labels carry the version.",
                     GaugeFamily::default()
                 ),
+                storage: super::storage::StorageFamilies::register(&mut r, &mut declared),
                 registry: r,
                 declared: std::collections::BTreeSet::new(),
             };
@@ -396,6 +398,11 @@ impl Catalog {
         // Writing into a String cannot fail.
         let _ = encode(&mut out, &self.registry);
         out
+    }
+
+    /// Handles for the WAL, head, blocks and compactor.
+    pub fn storage(&self) -> super::storage::StorageMetrics {
+        self.storage.handles()
     }
 
     /// Handles for one ingest protocol (`remote_write_v1`, `remote_write_v2`, `loki_push`,
@@ -551,6 +558,11 @@ mod tests {
         ingest.request_done(204);
         catalog.forward_target("t");
         catalog.relabel_cache("ingest");
+        let storage = catalog.storage();
+        storage.consumer_outstanding("head").set(0);
+        storage.block_written("metrics", "raw");
+        storage.block_deleted("metrics");
+        storage.compactor_action("merge");
         let text = catalog.encode_text();
         for name in exposed_metric_names(&catalog) {
             assert!(

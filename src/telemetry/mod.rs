@@ -2,11 +2,13 @@
 //! served at `/metrics`.
 
 pub mod catalog;
+pub mod storage;
 
 pub use catalog::{
     Catalog, ForwardDropReason, ForwardMetrics, IngestDropReason, IngestMetrics,
     RelabelCacheMetrics,
 };
+pub use storage::{StorageMetrics, WalFailure};
 
 use tracing_subscriber::EnvFilter;
 
