@@ -16,6 +16,7 @@
 //!
 //! The types below are how those parts hand data to each other.
 
+pub mod head;
 pub mod wal;
 
 use bytes::Bytes;
