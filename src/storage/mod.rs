@@ -17,6 +17,7 @@
 //! The types below are how those parts hand data to each other.
 
 pub mod durable;
+pub mod head;
 pub mod positions;
 pub mod record;
 pub mod wal;
