@@ -2,6 +2,7 @@
 # The project's test command (README; CI runs `bash .ci/run`, which runs this).
 #   1. install the real peers (Prometheus, node_exporter, Alertmanager from Debian packages;
 #      the OTel SDK, Loki push clients and Prometheus 2.53 under .peers/)
+#   2. build ../shared/tools/loadgen (the crash tests drive load with it)
 #   2. cargo fmt --check
 #   3. cargo clippy --all-targets -- -D warnings
 #   4. cargo test --all-targets
@@ -43,6 +44,17 @@ done_section
 
 section "install peers (scripts/install-peers.sh)"
 bash scripts/install-peers.sh
+done_section
+
+section "build loadgen (../shared/tools/loadgen) for the crash tests"
+LOADGEN_DIR=${LOADGEN_DIR:-"$ROOT/../shared/tools/loadgen"}
+if [[ ! -f "$LOADGEN_DIR/Cargo.toml" ]]; then
+  echo "loadgen not found at $LOADGEN_DIR (set LOADGEN_DIR)" >&2
+  exit 1
+fi
+cargo build --release --quiet --manifest-path "$LOADGEN_DIR/Cargo.toml" \
+  --target-dir "$ROOT/.peers/loadgen-target"
+export STRATA_LOADGEN="$ROOT/.peers/loadgen-target/release/loadgen"
 done_section
 
 section "cargo fmt --check"

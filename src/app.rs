@@ -46,14 +46,15 @@ pub fn run(config: Config) -> Result<(), AppError> {
 
 async fn serve(config: Config) -> Result<(), AppError> {
     let catalog = Arc::new(Catalog::new());
-    let pipeline = topology::build(&config, &catalog)?;
+    let mut pipeline = topology::build(&config, &catalog)?;
     let main_listener = bind(&config.server.http_listen_address).await?;
     let otlp = &config.ingest.otlp;
     let otlp_http_listener = match otlp.http_listen_address.as_str() {
         "" => None,
         address => Some(bind(address).await?),
     };
-    let ready = Arc::new(AtomicBool::new(true));
+    // Not ready until the WAL replay has fed the head and the forward targets.
+    let ready = Arc::new(AtomicBool::new(false));
     let grpc_listener = match otlp.grpc_listen_address.as_str() {
         "" => None,
         address => Some(bind(address).await?),
@@ -80,6 +81,34 @@ async fn serve(config: Config) -> Result<(), AppError> {
 
     // One shutdown signal for every listener: flips once, after ingest is closed.
     let (stop_tx, stop_rx) = watch::channel(false);
+    // Storage upkeep (fsync timer, checkpoints, head cuts, uploads) stops only after the
+    // forward queues drained, so the final checkpoint records what they delivered.
+    let (storage_stop, storage_stop_rx) = watch::channel(false);
+    let mut upkeep = vec![tokio::spawn(pipeline.durable.clone().run(storage_stop_rx.clone()))];
+    if let Some(store) = &pipeline.store {
+        upkeep.push(tokio::spawn(
+            store.clone().run(pipeline.durable.clone(), storage_stop_rx.clone()),
+        ));
+    }
+    let replay_route = pipeline.route.clone();
+    let replay_ready = ready.clone();
+    tokio::spawn(async move {
+        let started = std::time::Instant::now();
+        match replay_route.replay().await {
+            Ok(report) => {
+                tracing::info!(
+                    records = report.records,
+                    to_head = report.to_head,
+                    to_targets = report.to_targets,
+                    bad_records = report.bad_records,
+                    seconds = started.elapsed().as_secs_f64(),
+                    "wal replayed; ready"
+                );
+                replay_ready.store(true, Ordering::Release);
+            }
+            Err(err) => tracing::error!(error = %err, "wal replay stopped"),
+        }
+    });
     let route = pipeline.route.clone();
     tokio::spawn(async move {
         wait_for_signal().await;
@@ -121,7 +150,11 @@ async fn serve(config: Config) -> Result<(), AppError> {
     tokio::try_join!(main_server.into_future(), otlp_http_server, grpc_server)
         .map_err(AppError::Serve)?;
 
-    drain(pipeline, config.server.shutdown_timeout.get()).await;
+    drain(&mut pipeline, config.server.shutdown_timeout.get()).await;
+    let _ = storage_stop.send(true);
+    for task in upkeep {
+        let _ = task.await;
+    }
     tracing::info!("shutdown complete");
     Ok(())
 }
@@ -142,9 +175,10 @@ async fn stopped(mut stop: watch::Receiver<bool>) {
 }
 
 /// Waits for the forward workers, then aborts whatever is still retrying after `timeout`.
-async fn drain(pipeline: topology::Pipeline, timeout: Duration) {
+async fn drain(pipeline: &mut topology::Pipeline, timeout: Duration) {
     pipeline.route.close().await;
-    let handles: Vec<_> = pipeline.workers.into_iter().flat_map(|w| w.handles).collect();
+    let workers = std::mem::take(&mut pipeline.workers);
+    let handles: Vec<_> = workers.into_iter().flat_map(|w| w.handles).collect();
     let all = futures_join(handles);
     tokio::pin!(all);
     if tokio::time::timeout(timeout, &mut all).await.is_err() {
@@ -152,6 +186,9 @@ async fn drain(pipeline: topology::Pipeline, timeout: Duration) {
             timeout_s = timeout.as_secs_f64(),
             "forward queues did not drain in time; dropping what is left"
         );
+        // What is dropped now was not delivered: keep it outstanding in the WAL positions so
+        // the next start re-sends it.
+        pipeline.durable.freeze();
         let _ = pipeline.abort.send(true);
         // Workers stop at their next retry wait; give them a moment to account for drops.
         let _ = tokio::time::timeout(Duration::from_secs(5), all).await;

@@ -2,9 +2,9 @@
 //!
 //! | role | wiring in this build |
 //! |---|---|
-//! | `all-in-one` | remote-write, Loki push, OTLP (traces, metrics, logs) and Zipkin ingest → relabel → route → every configured forward target of the signal |
-//! | `agent` | the same; an agent without forward targets is a config error (it would drop data) |
-//! | `aggregator` | rejected by config validation until storage and query exist |
+//! | `all-in-one` | remote-write, Loki push, OTLP (traces, metrics, logs) and Zipkin ingest → relabel → route → WAL → head (cut into blocks in the local or configured bucket, compacted) and every configured forward target of the signal |
+//! | `agent` | the same without head and blocks: the WAL is the disk buffer of the forward targets; an agent without forward targets is a config error (it would drop data) |
+//! | `aggregator` | like `all-in-one` (pushes from agents in; Kafka comes with its issue) |
 
 use std::sync::Arc;
 
@@ -18,8 +18,12 @@ use crate::ingest::remote_write::RemoteWriteIngest;
 use crate::ingest::zipkin::ZipkinIngest;
 use crate::model::Tenant;
 use crate::route::{Router, Targets};
+use crate::route::{Durability, Resume};
 use crate::sinks::queue::Workers;
-use crate::sinks::{loki, otlp, remote_write};
+use crate::sinks::{loki, otlp, remote_write, ForwardTarget};
+use crate::storage::bucket::Bucket;
+use crate::storage::durable::Durable;
+use crate::storage::store::Store;
 use crate::telemetry::Catalog;
 
 /// A wired pipeline: the stages the server calls and the background workers to drain.
@@ -36,6 +40,9 @@ pub struct Pipeline {
     pub workers: Vec<Workers>,
     /// Set to true when the shutdown deadline passes: sinks stop retrying and drop the rest.
     pub abort: watch::Sender<bool>,
+    /// The WAL (every role) and the store (roles that keep data).
+    pub durable: Arc<Durable>,
+    pub store: Option<Arc<Store>>,
 }
 
 /// Builds the pipeline for `config` (already validated) on the current runtime.
@@ -120,6 +127,44 @@ pub fn build(config: &Config, catalog: &Catalog) -> Result<Pipeline, ConfigError
         targets.traces.push(target);
         workers.push(target_workers);
     }
+    let storage = &config.storage;
+    let storage_metrics = catalog.storage();
+    let data_dir = std::path::PathBuf::from(&storage.path);
+    let (durable, repair) = Durable::open(&data_dir, &storage.wal, storage_metrics.clone())
+        .map_err(|e| fail("storage.path".into(), e.to_string()))?;
+    if let Some((position, why)) = &repair.cut_at {
+        tracing::warn!(
+            segment = position.segment,
+            offset = position.offset,
+            reason = %why,
+            deleted_segments = ?repair.deleted_segments,
+            "wal repaired: cut at the first bad record, everything before it kept"
+        );
+    }
+    let mut resume = Resume::default();
+    track(&durable, &mut targets.metrics, &mut resume.metrics);
+    track(&durable, &mut targets.logs, &mut resume.logs);
+    track(&durable, &mut targets.traces, &mut resume.traces);
+    let store = if config.role == Role::Agent {
+        None
+    } else {
+        let bucket = Bucket::from_config(
+            &storage.bucket_url,
+            &storage.bucket_options,
+            &data_dir.join("blocks"),
+        )
+        .map_err(|e| fail("storage.bucket_url".into(), e.to_string()))?;
+        let store = Store::open(
+            storage,
+            &durable,
+            Arc::new(bucket),
+            &config.ingest.default_tenant,
+            storage_metrics,
+        )
+        .map_err(|e| fail("storage.path".into(), e.to_string()))?;
+        Some(Arc::new(store))
+    };
+    let durability = Durability { durable: durable.clone(), store: store.clone(), resume };
     Ok(Pipeline {
         remote_write,
         loki: Arc::new(loki),
@@ -128,10 +173,26 @@ pub fn build(config: &Config, catalog: &Catalog) -> Result<Pipeline, ConfigError
         translate_http,
         translate_grpc,
         default_tenant: config.ingest.default_tenant.as_str().into(),
-        route: Arc::new(Router::new(targets)),
+        route: Arc::new(Router::with_durability(targets, Some(durability))),
         workers,
         abort,
+        durable,
+        store,
     })
+}
+
+/// Makes each target a WAL consumer (`forward/<name>`) and notes where it resumes.
+fn track<T: ForwardTarget>(
+    durable: &Durable,
+    targets: &mut [T],
+    resume: &mut Vec<crate::storage::wal::Position>,
+) {
+    for target in targets {
+        let name = format!("forward/{}", target.queue().name());
+        let (tracker, from) = durable.consumer(&name, false);
+        target.queue_mut().set_tracker(tracker);
+        resume.push(from);
+    }
 }
 
 /// OTLP metrics → Prometheus series (Prometheus' OTLP translation), then the same validation,

@@ -33,7 +33,7 @@ pub(super) async fn handler(
 fn queue_error(err: RouteError) -> IngestError {
     match err {
         RouteError::QueueFull { .. } => IngestError::RateLimited(err.to_string()),
-        RouteError::ShuttingDown => err.into(),
+        RouteError::ShuttingDown | RouteError::Replaying | RouteError::Storage(_) => err.into(),
     }
 }
 

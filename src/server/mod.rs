@@ -9,7 +9,8 @@
 //! | `POST /api/v2/spans` | Zipkin v2 JSON spans |
 //! | `GET /metrics` | Strata's own metrics (OpenMetrics text) |
 //! | `GET /-/healthy` | 200 while the process runs |
-//! | `GET /-/ready` | 200 once serving, 503 while shutting down |
+//! | `GET /-/ready` | 200 once the WAL is replayed and serving, 503 before and while shutting down |
+//! | `GET /api/v1/status/storage`, `POST /api/v1/admin/storage/flush` | storage status; cut the head now |
 //!
 //! Error bodies are short lowercase text saying what was wrong and where.
 
@@ -79,6 +80,7 @@ impl IntoResponse for IngestError {
 
 mod loki;
 mod otlp;
+mod storage;
 mod remote_write;
 mod zipkin;
 
@@ -141,6 +143,8 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(metrics_handler))
         .route("/-/healthy", get(|| async { "Strata is Healthy.\n" }))
         .route("/-/ready", get(ready_handler))
+        .route("/api/v1/status/storage", get(storage::status))
+        .route("/api/v1/admin/storage/flush", post(storage::flush))
         .fallback(|| async { text(StatusCode::NOT_FOUND, "not found\n".into()) })
         .with_state(state)
 }
@@ -162,7 +166,12 @@ async fn ready_handler(State(state): State<AppState>) -> Response {
     if state.ready.load(Ordering::Acquire) {
         text(StatusCode::OK, "Strata is Ready.\n".into())
     } else {
-        text(StatusCode::SERVICE_UNAVAILABLE, "shutting down\n".into())
+        let why = if state.route.is_replaying() {
+            "replaying the write-ahead log"
+        } else {
+            "shutting down"
+        };
+        text(StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {why}\n"))
     }
 }
 

@@ -27,6 +27,8 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use crate::config::QueueConfig;
+use crate::storage::positions::{Ack, Tracker};
+use crate::storage::wal::Position;
 use crate::telemetry::{ForwardDropReason, ForwardMetrics};
 
 /// Data a target queues; `items` is its share of the queue's capacity.
@@ -52,10 +54,12 @@ pub struct QueueFull {
     pub target: String,
 }
 
-/// A payload with the capacity it occupies.
+/// A payload with the capacity it occupies and, when a WAL is on, its share of the record's
+/// acknowledgement (dropped only after the payload was sent or permanently rejected).
 struct Queued<P> {
     payload: P,
     _permit: OwnedSemaphorePermit,
+    ack: Option<Ack>,
 }
 
 struct Shard<P> {
@@ -75,6 +79,8 @@ pub struct ShardedQueue<P> {
     /// Free items per shard below which [`ShardedQueue::has_headroom`] says no.
     headroom: usize,
     metrics: ForwardMetrics,
+    /// This target's WAL position tracker, when a WAL is on.
+    tracker: Option<Arc<Tracker>>,
 }
 
 impl<P> std::fmt::Debug for ShardedQueue<P> {
@@ -118,12 +124,18 @@ impl<P: Payload> ShardedQueue<P> {
             handles.push(tokio::spawn(worker.run()));
             shards.push(Shard { tx, permits: Arc::new(Semaphore::new(config.capacity)) });
         }
-        let queue = Self { name, shards, headroom: config.max_samples_per_send, metrics };
+        let queue =
+            Self { name, shards, headroom: config.max_samples_per_send, metrics, tracker: None };
         (queue, Workers { handles })
     }
 
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// Makes this queue a WAL consumer: committed records are tracked until delivered.
+    pub fn set_tracker(&mut self, tracker: Arc<Tracker>) {
+        self.tracker = Some(tracker);
     }
 
     pub fn shard_count(&self) -> usize {
@@ -160,7 +172,7 @@ impl<P: Payload> ShardedQueue<P> {
                 self.metrics.queue_full.inc();
                 return Err(QueueFull { target: self.name.clone() });
             };
-            queued.push((index, Queued { payload, _permit: permit }));
+            queued.push((index, Queued { payload, _permit: permit, ack: None }));
         }
         Ok(Reservation { queue: self, queued })
     }
@@ -172,6 +184,18 @@ impl<P: Payload> ShardedQueue<P> {
 }
 
 impl<P: Payload> Reservation<'_, P> {
+    /// Queues the payloads of the WAL record at `position`, tracked until every one of them
+    /// is sent (the target's position then moves past the record).
+    pub fn commit_at(mut self, position: Position) {
+        if let Some(tracker) = &self.queue.tracker {
+            let ack = tracker.register(position);
+            for (_, queued) in &mut self.queued {
+                queued.ack = Some(ack.clone());
+            }
+        }
+        self.commit();
+    }
+
     /// Queues the reserved payloads. Cannot fail: capacity was taken by `reserve`.
     pub fn commit(self) {
         let metrics = &self.queue.metrics;
@@ -251,14 +275,15 @@ impl<P: Payload, F: Flush<P>> ShardWorker<P, F> {
         let items = std::mem::take(pending_items);
         self.metrics.queue_popped.inc_by(items as u64);
         self.metrics.queue_length.dec_by(items as i64);
-        let mut permits = Vec::with_capacity(pending.len());
+        let mut held = Vec::with_capacity(pending.len());
         let mut payloads = Vec::with_capacity(pending.len());
-        for Queued { payload, _permit } in pending.drain(..) {
-            permits.push(_permit);
+        for Queued { payload, _permit, ack } in pending.drain(..) {
+            held.push((_permit, ack));
             payloads.push(payload);
         }
         self.flusher.flush(payloads, scratch).await;
-        drop(permits);
+        // Capacity comes back and the WAL records count as delivered only now.
+        drop(held);
     }
 }
 

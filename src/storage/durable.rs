@@ -100,12 +100,20 @@ impl Durable {
     }
 
     /// A consumer's tracker, registered for checkpointing, and where it resumes: its saved
-    /// position (clamped to the WAL end, which a repair may have moved back), or the WAL end
-    /// for a consumer the positions file does not know (a new target starts with new data).
-    pub fn consumer(&self, name: &str) -> (Arc<Tracker>, Position) {
+    /// position (clamped to the WAL end, which a repair may have moved back). A consumer the
+    /// positions file does not know starts at the WAL's beginning when there is no positions
+    /// file yet (a first run that crashed before its first checkpoint) or when `from_start`
+    /// (the head, which knows what it already flushed); otherwise at the WAL end (a target
+    /// added to an existing installation starts with new data, not history).
+    pub fn consumer(&self, name: &str, from_start: bool) -> (Arc<Tracker>, Position) {
         let tracker = Tracker::new(name);
         self.consumers.lock().expect("consumers lock").push(tracker.clone());
-        let resume = self.saved.get(name).copied().unwrap_or(self.start_end).min(self.start_end);
+        let unknown = if from_start || self.saved.is_empty() {
+            Position { segment: 0, offset: 0 }
+        } else {
+            self.start_end
+        };
+        let resume = self.saved.get(name).copied().unwrap_or(unknown).min(self.start_end);
         (tracker, resume)
     }
 
@@ -182,6 +190,16 @@ impl Durable {
         }
     }
 
+    /// Bytes on disk over all segments.
+    pub fn size_bytes(&self) -> u64 {
+        self.wal.lock().expect("wal lock").size_bytes()
+    }
+
+    /// Where the next record will start.
+    pub fn end(&self) -> Position {
+        self.wal.lock().expect("wal lock").end()
+    }
+
     /// Records from `from` to the current end, one segment in memory at a time.
     pub fn read_from(&self, from: Position) -> Result<WalReader, DurableError> {
         Ok(self.wal.lock().expect("wal lock").read_from(from)?)
@@ -249,7 +267,7 @@ impl Durable {
                         tracing::warn!(error = %err, "wal checkpoint failed; retrying");
                     }
                 }
-                _ = stop.wait_for(|stopped| *stopped) => break,
+                () = stopped(&mut stop) => break,
             }
         }
         self.shutdown().await;
@@ -269,3 +287,8 @@ impl Durable {
 #[cfg(test)]
 #[path = "durable_tests.rs"]
 mod tests;
+
+/// Resolves once `stop` turns true (or its sender is gone).
+async fn stopped(stop: &mut tokio::sync::watch::Receiver<bool>) {
+    let _ = stop.wait_for(|stopped| *stopped).await;
+}

@@ -27,11 +27,12 @@ async fn consumers_resume_from_their_own_saved_positions() {
     let dir = tempfile::tempdir().unwrap();
     let config = config(FsyncPolicy::Always, 1 << 16, 1 << 30);
     let durable = open(dir.path(), &config);
-    let (fast, start) = durable.consumer("forward/fast");
-    let (slow, _) = durable.consumer("forward/slow");
+    let (fast, start) = durable.consumer("forward/fast", false);
+    let (slow, _) = durable.consumer("forward/slow", false);
     let first = append(&durable, b"one").await;
     let second = append(&durable, b"two").await;
-    assert_eq!(start, first, "a new consumer starts at the WAL end it saw");
+    assert_eq!(start, Position { segment: 0, offset: 0 }, "no positions file: from the start");
+    assert!(first > start);
     // `fast` delivered both records; `slow` still holds the second.
     drop(fast.register(first));
     drop(fast.register(second));
@@ -42,9 +43,9 @@ async fn consumers_resume_from_their_own_saved_positions() {
     drop(durable);
 
     let reopened = open(dir.path(), &config);
-    let (_, fast_resume) = reopened.consumer("forward/fast");
-    let (_, slow_resume) = reopened.consumer("forward/slow");
-    let (_, new_resume) = reopened.consumer("forward/new");
+    let (_, fast_resume) = reopened.consumer("forward/fast", false);
+    let (_, slow_resume) = reopened.consumer("forward/slow", false);
+    let (_, new_resume) = reopened.consumer("forward/new", false);
     let end = reopened.wal.lock().unwrap().end();
     assert_eq!(fast_resume, end);
     assert_eq!(slow_resume, second, "resumes at the record it had not finished");
@@ -59,7 +60,7 @@ async fn checkpoints_delete_segments_every_consumer_is_past() {
     let dir = tempfile::tempdir().unwrap();
     let config = config(FsyncPolicy::Interval, 64 * 1024, 1 << 30);
     let durable = open(dir.path(), &config);
-    let (tracker, _) = durable.consumer("head");
+    let (tracker, _) = durable.consumer("head", true);
     let payload = vec![7u8; 20 * 1024];
     let mut acks = Vec::new();
     for _ in 0..10 {

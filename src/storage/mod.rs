@@ -20,6 +20,7 @@ pub mod durable;
 pub mod head;
 pub mod positions;
 pub mod record;
+pub mod store;
 pub mod wal;
 
 use bytes::Bytes;

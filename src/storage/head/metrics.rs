@@ -115,7 +115,9 @@ impl Slots {
 
     fn insert(&mut self, hash: u64, local: u32, hash_of: impl Fn(u32) -> u64) {
         if (self.len + 1) * 4 > self.slots.len() * 3 {
-            let old = std::mem::replace(&mut self.slots, vec![EMPTY_SLOT; (self.len * 2).max(16)]);
+            // Power-of-two sizes: probing masks the index.
+            let grown = (self.slots.len() * 2).max(16);
+            let old = std::mem::replace(&mut self.slots, vec![EMPTY_SLOT; grown]);
             for entry in old.into_iter().filter(|&e| e != EMPTY_SLOT) {
                 self.place(hash_of(entry), entry);
             }
