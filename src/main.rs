@@ -1,5 +1,6 @@
-//! The `strata` command line: `run`, `check config`.
+//! The `strata` command line: `run`, `check config`, `blocks list|inspect|verify`.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -10,6 +11,8 @@ use clap::{Parser, Subcommand};
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use strata::config::Config;
+use strata::storage::bucket::{cli as blocks_cli, BlockFilter};
+use strata::storage::{StoredSignal, Tier};
 use strata::telemetry::{self, LogFormat};
 
 #[derive(Parser, Debug)]
@@ -42,6 +45,98 @@ enum Command {
         #[command(subcommand)]
         what: CheckCommand,
     },
+    /// Look at the blocks in a bucket (docs/storage-format.md).
+    Blocks {
+        #[command(subcommand)]
+        what: BlocksCommand,
+        #[command(flatten)]
+        bucket: BucketArgs,
+    },
+}
+
+#[derive(clap::Args, Debug)]
+struct BucketArgs {
+    /// Bucket URL: a directory, file://, s3://bucket/prefix, gs://, az://.
+    #[arg(long, global = true)]
+    bucket: Option<String>,
+    /// An object_store option, e.g. aws_endpoint=http://127.0.0.1:9000 (repeatable).
+    #[arg(long = "bucket-option", value_name = "KEY=VALUE", global = true, value_parser = parse_key_value)]
+    bucket_options: Vec<(String, String)>,
+    /// Only this tenant.
+    #[arg(long, global = true)]
+    tenant: Option<String>,
+    /// Only this signal: metrics, logs, traces.
+    #[arg(long, global = true, value_parser = parse_signal)]
+    signal: Option<StoredSignal>,
+    /// Only this tier: raw, 5m, 1h.
+    #[arg(long, global = true, value_parser = parse_tier)]
+    tier: Option<Tier>,
+    /// Output format.
+    #[arg(long, global = true, value_enum, default_value = "text")]
+    output: OutputFormat,
+}
+
+#[derive(Subcommand, Debug)]
+enum BlocksCommand {
+    /// A table of blocks per tier, with totals.
+    List,
+    /// meta.json and the Parquet footer of one block.
+    Inspect {
+        /// The block id (28 hex digits).
+        block_id: String,
+    },
+    /// Read every block; exit 0 when all are good, 1 naming each bad block and why.
+    Verify,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+enum OutputFormat {
+    Text,
+    Json,
+}
+
+fn parse_key_value(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((key, value)) if !key.is_empty() => Ok((key.to_owned(), value.to_owned())),
+        _ => Err(format!("{text:?} is not KEY=VALUE")),
+    }
+}
+
+fn parse_signal(text: &str) -> Result<StoredSignal, String> {
+    StoredSignal::parse(text).ok_or_else(|| format!("{text:?}: use metrics, logs or traces"))
+}
+
+fn parse_tier(text: &str) -> Result<Tier, String> {
+    Tier::parse(text).ok_or_else(|| format!("{text:?}: use raw, 5m or 1h"))
+}
+
+fn blocks(what: &BlocksCommand, args: BucketArgs) -> ExitCode {
+    let Some(url) = args.bucket.filter(|u| !u.is_empty()) else {
+        eprintln!("strata blocks: --bucket URL is required");
+        return ExitCode::from(2);
+    };
+    let command = match what {
+        BlocksCommand::List => blocks_cli::BlocksCommand::List,
+        BlocksCommand::Inspect { block_id } => {
+            blocks_cli::BlocksCommand::Inspect { block_id: block_id.clone() }
+        }
+        BlocksCommand::Verify => blocks_cli::BlocksCommand::Verify,
+    };
+    let filter = BlockFilter { tenant: args.tenant, signal: args.signal, tier: args.tier };
+    let options: BTreeMap<String, String> = args.bucket_options.into_iter().collect();
+    let output = match args.output {
+        OutputFormat::Text => blocks_cli::Output::Text,
+        OutputFormat::Json => blocks_cli::Output::Json,
+    };
+    let mut stdout = std::io::stdout().lock();
+    match blocks_cli::run(&command, &url, &options, &filter, output, &mut stdout) {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(err) => {
+            eprintln!("strata blocks: {err}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 #[derive(Subcommand, Debug)]
@@ -65,6 +160,7 @@ fn load(path: Option<&PathBuf>) -> Result<Config, String> {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::Blocks { what, bucket } => blocks(&what, bucket),
         Command::Check { what: CheckCommand::Config { file } } => match load(Some(&file)) {
             Ok(_) => {
                 eprintln!("{}: ok", file.display());

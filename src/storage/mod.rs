@@ -16,6 +16,8 @@
 //!
 //! The types below are how those parts hand data to each other.
 
+pub mod block;
+pub mod bucket;
 pub mod durable;
 pub mod head;
 pub mod positions;
