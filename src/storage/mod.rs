@@ -16,6 +16,7 @@
 //!
 //! The types below are how those parts hand data to each other.
 
+pub mod compact;
 pub mod wal;
 
 use bytes::Bytes;
