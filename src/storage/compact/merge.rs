@@ -206,8 +206,8 @@ fn dedupe_identical(entries: Vec<LogEntry>) -> Vec<LogEntry> {
             continue;
         }
         if kept.is_empty() {
-            for position in run_start..out.len() {
-                kept.entry(entry_hash(&out[position])).or_default().push(position);
+            for (position, kept_entry) in out.iter().enumerate().skip(run_start) {
+                kept.entry(entry_hash(kept_entry)).or_default().push(position);
             }
         }
         let bucket = kept.entry(entry_hash(&entry)).or_default();

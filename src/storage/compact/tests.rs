@@ -344,3 +344,21 @@ async fn expired_blocks_are_deleted_per_signal() {
         compactor.io().metas("t", StoredSignal::Traces).into_iter().map(|m| m.block_id).collect();
     assert_eq!(left, vec!["young"]);
 }
+
+/// The compactor and the lease run in spawned tasks, so their futures must be `Send`.
+#[test]
+fn futures_are_send() {
+    fn assert_send<T: Send>(_: &T) {}
+    let compactor = compactor(MemIo::default());
+    assert_send(&compactor.run_once(0));
+    let store: std::sync::Arc<dyn object_store::ObjectStore> =
+        std::sync::Arc::new(object_store::memory::InMemory::new());
+    let lease = lease::Lease::new(
+        store,
+        object_store::path::Path::from("lease"),
+        "a".to_owned(),
+        std::time::Duration::from_secs(60),
+    );
+    assert_send(&lease.try_acquire(0));
+    assert_send(&lease.release());
+}
