@@ -51,8 +51,15 @@ async fn get_json(url: &str) -> Value {
 /// Cuts the head into blocks, waits until nothing is left in the spool, and returns the block
 /// rows per signal (the head is then empty).
 async fn flush_and_count(base: &str) -> (u64, u64, u64) {
-    let response =
-        http_client().post(format!("{base}/api/v1/admin/storage/flush")).send().await.unwrap();
+    // Encoding runs unoptimised in test builds: allow it far longer than a normal request.
+    let response = reqwest::Client::builder()
+        .timeout(Duration::from_secs(180))
+        .build()
+        .unwrap()
+        .post(format!("{base}/api/v1/admin/storage/flush"))
+        .send()
+        .await
+        .unwrap();
     let status = response.status();
     let body = response.text().await.unwrap();
     assert!(status.is_success(), "flush: {status} {body}");

@@ -188,7 +188,7 @@ pub(super) fn validate_storage(storage: &StorageConfig, errors: &mut Vec<ConfigE
         ));
     }
     let block = storage.head.block_duration.get().as_secs();
-    if block < 60 || block > DAY || DAY % block != 0 {
+    if !(60..=DAY).contains(&block) || DAY % block != 0 {
         errors.push(ConfigError::new(
             format!("{base}.head.block_duration"),
             "must be at least 1m, at most 24h, and divide a day evenly (e.g. 30m, 1h, 2h)",

@@ -18,11 +18,13 @@
 
 pub mod block;
 pub mod bucket;
+pub mod compact;
 pub mod durable;
 pub mod head;
 pub mod positions;
 pub mod record;
 pub mod store;
+pub mod tiers;
 pub mod wal;
 
 use bytes::Bytes;
