@@ -90,6 +90,14 @@ async fn serve(config: Config) -> Result<(), AppError> {
             store.clone().run(pipeline.durable.clone(), storage_stop_rx.clone()),
         ));
     }
+    if let (Some(store), true) = (&pipeline.store, config.storage.compactor.enabled) {
+        upkeep.push(tokio::spawn(crate::storage::tiers::run(
+            store.bucket().clone(),
+            config.storage.clone(),
+            catalog.storage(),
+            storage_stop_rx.clone(),
+        )));
+    }
     let replay_route = pipeline.route.clone();
     let replay_ready = ready.clone();
     tokio::spawn(async move {

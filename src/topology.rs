@@ -17,8 +17,8 @@ use crate::ingest::otlp::{metrics as otlp_metrics, OtlpIngest, ResourceRelabeler
 use crate::ingest::remote_write::RemoteWriteIngest;
 use crate::ingest::zipkin::ZipkinIngest;
 use crate::model::Tenant;
-use crate::route::{Router, Targets};
 use crate::route::{Durability, Resume};
+use crate::route::{Router, Targets};
 use crate::sinks::queue::Workers;
 use crate::sinks::{loki, otlp, remote_write, ForwardTarget};
 use crate::storage::bucket::Bucket;

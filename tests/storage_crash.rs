@@ -104,7 +104,15 @@ fn loadgen_result(child: std::process::Child) -> (u64, u64) {
         .rev()
         .find_map(|l| serde_json::from_str(l).ok())
         .unwrap_or_else(|| panic!("no json from loadgen: {stdout}"));
-    eprintln!("loadgen {}: ok {} err_4xx {} err_5xx {} errors {} first error {}", json["mode"], json["ok"], json["err_4xx"], json["err_5xx"], json["errors"], json["first_error"]);
+    eprintln!(
+        "loadgen {}: ok {} err_4xx {} err_5xx {} errors {} first error {}",
+        json["mode"],
+        json["ok"],
+        json["err_4xx"],
+        json["err_5xx"],
+        json["errors"],
+        json["first_error"]
+    );
     (json["items_ok"].as_u64().unwrap(), json["items_sent"].as_u64().unwrap())
 }
 
@@ -119,18 +127,51 @@ async fn kill_9_during_load_loses_nothing_acknowledged() {
     let duration = "10";
     let rw = loadgen(
         &loadgen_path,
-        &["remote-write", "--url", &format!("{base}/api/v1/write"), "--series", "20000",
-          "--batch-samples", "1000", "--concurrency", "2", "--duration", duration],
+        &[
+            "remote-write",
+            "--url",
+            &format!("{base}/api/v1/write"),
+            "--series",
+            "20000",
+            "--batch-samples",
+            "1000",
+            "--concurrency",
+            "2",
+            "--duration",
+            duration,
+        ],
     );
     let loki = loadgen(
         &loadgen_path,
-        &["loki", "--url", &format!("{base}/loki/api/v1/push"), "--streams", "200",
-          "--lines-per-request", "500", "--concurrency", "2", "--duration", duration],
+        &[
+            "loki",
+            "--url",
+            &format!("{base}/loki/api/v1/push"),
+            "--streams",
+            "200",
+            "--lines-per-request",
+            "500",
+            "--concurrency",
+            "2",
+            "--duration",
+            duration,
+        ],
     );
     let traces = loadgen(
         &loadgen_path,
-        &["otlp-traces", "--url", &format!("{base}/v1/traces"), "--protocol", "http",
-          "--spans-per-request", "256", "--concurrency", "2", "--duration", duration],
+        &[
+            "otlp-traces",
+            "--url",
+            &format!("{base}/v1/traces"),
+            "--protocol",
+            "http",
+            "--spans-per-request",
+            "256",
+            "--concurrency",
+            "2",
+            "--duration",
+            duration,
+        ],
     );
     // Generation before each loadgen's clock takes a couple of seconds on two cores.
     tokio::time::sleep(Duration::from_secs(6)).await;
@@ -290,13 +331,11 @@ async fn a_full_disk_answers_503_and_the_daemon_keeps_serving() {
     // 4 MiB fill up after a few hundred 20 KiB records.
     let mut refused = None;
     for i in 0..2000 {
-        let now_ns = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos() as i64;
-        let lines: Vec<String> = (0..100)
-            .map(|j| format!("[\"{}\", \"{}\"]", now_ns + j, "x".repeat(200)))
-            .collect();
+        let now_ns =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos()
+                as i64;
+        let lines: Vec<String> =
+            (0..100).map(|j| format!("[\"{}\", \"{}\"]", now_ns + j, "x".repeat(200))).collect();
         let body = format!(
             "{{\"streams\":[{{\"stream\":{{\"app\":\"fill\",\"n\":\"{i}\"}},\"values\":[{}]}}]}}",
             lines.join(",")

@@ -267,7 +267,7 @@ impl Router {
                 let record = record.map_err(|e| RouteError::Storage(e.to_string()))?;
                 report.records += 1;
                 let position = record.position;
-                let batch = match record::decode(record.kind, Bytes::from(record.payload)) {
+                let batch = match record::decode(record.kind, &Bytes::from(record.payload)) {
                     Ok(batch) => batch,
                     Err(err) => {
                         report.bad_records += 1;
@@ -286,9 +286,13 @@ impl Router {
                     }
                 }
                 report.to_targets += match &batch {
-                    Batch::Metrics(b) => self.replay_to(&self.metrics, &resume.metrics, b, position).await?,
+                    Batch::Metrics(b) => {
+                        self.replay_to(&self.metrics, &resume.metrics, b, position).await?
+                    }
                     Batch::Logs(b) => self.replay_to(&self.logs, &resume.logs, b, position).await?,
-                    Batch::Traces(b) => self.replay_to(&self.traces, &resume.traces, b, position).await?,
+                    Batch::Traces(b) => {
+                        self.replay_to(&self.traces, &resume.traces, b, position).await?
+                    }
                 };
             }
         }

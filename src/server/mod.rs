@@ -80,8 +80,8 @@ impl IntoResponse for IngestError {
 
 mod loki;
 mod otlp;
-mod storage;
 mod remote_write;
+mod storage;
 mod zipkin;
 
 /// Bodies larger than this are decoded with `block_in_place`, so one huge request does not

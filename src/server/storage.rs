@@ -21,16 +21,19 @@ use serde_json::{json, Value};
 use super::AppState;
 use crate::storage::bucket::BlockFilter;
 
-fn error(status: StatusCode, error_type: &str, message: String) -> Response {
+fn error(status: StatusCode, error_type: &str, message: &str) -> Response {
     (status, Json(json!({"status": "error", "errorType": error_type, "error": message})))
         .into_response()
 }
+
+/// Blocks, rows, bytes, min and max time of one signal and tier.
+type TierTotals = (u64, u64, u64, i64, i64);
 
 fn unavailable() -> Response {
     error(
         StatusCode::SERVICE_UNAVAILABLE,
         "unavailable",
-        "this role keeps no head or blocks (role: agent)".into(),
+        "this role keeps no head or blocks (role: agent)",
     )
 }
 
@@ -74,8 +77,7 @@ pub(super) async fn status(State(state): State<AppState>) -> Response {
     data.insert("spool_blocks".into(), json!(store.spool_len()));
     match store.bucket().list_blocks(&BlockFilter::default()).await {
         Ok(metas) => {
-            let mut totals: BTreeMap<(String, String), (u64, u64, u64, i64, i64)> =
-                BTreeMap::new();
+            let mut totals: BTreeMap<(String, String), TierTotals> = BTreeMap::new();
             for meta in &metas {
                 let entry = totals
                     .entry((meta.signal.as_str().to_owned(), meta.tier.as_str().to_owned()))
@@ -99,7 +101,7 @@ pub(super) async fn status(State(state): State<AppState>) -> Response {
             return error(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "unavailable",
-                format!("cannot list blocks: {err}"),
+                &format!("cannot list blocks: {err}"),
             )
         }
     }
@@ -117,6 +119,6 @@ pub(super) async fn flush(State(state): State<AppState>) -> Response {
             "spool_blocks": store.spool_len(),
         }}))
         .into_response(),
-        Err(err) => error(StatusCode::INTERNAL_SERVER_ERROR, "internal", err.to_string()),
+        Err(err) => error(StatusCode::INTERNAL_SERVER_ERROR, "internal", &err.to_string()),
     }
 }

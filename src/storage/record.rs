@@ -162,8 +162,8 @@ pub fn encode_traces(batch: &TraceBatch, out: &mut Vec<u8>) {
 }
 
 /// Decodes a record payload of `kind`. Lines and span bytes are slices of `payload`.
-pub fn decode(kind: u8, payload: Bytes) -> Result<Batch, RecordError> {
-    let mut cursor = Cursor { payload: &payload, at: 0, kind };
+pub fn decode(kind: u8, payload: &Bytes) -> Result<Batch, RecordError> {
+    let mut cursor = Cursor { payload, at: 0, kind };
     let version = cursor.u8()?;
     if version != VERSION {
         return Err(RecordError::Version { kind, version });

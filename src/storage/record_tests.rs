@@ -3,7 +3,10 @@ use proptest::prelude::*;
 use super::*;
 use crate::model::metrics::{BucketSpan, HistogramCount, STALE_NAN_BITS};
 
-fn metric_batch(series: &[(Vec<(String, String)>, Vec<(i64, u64)>)]) -> MetricBatch {
+/// Label pairs and (timestamp, value bits) samples of one series.
+type SeriesSpec = (Vec<(String, String)>, Vec<(i64, u64)>);
+
+fn metric_batch(series: &[SeriesSpec]) -> MetricBatch {
     let mut batch = MetricBatch::default();
     for (labels, samples) in series {
         let samples: Vec<Sample> = samples
@@ -17,7 +20,7 @@ fn metric_batch(series: &[(Vec<(String, String)>, Vec<(i64, u64)>)]) -> MetricBa
 }
 
 fn round_trip(kind: u8, payload: Vec<u8>) -> Batch {
-    decode(kind, Bytes::from(payload)).expect("decodes")
+    decode(kind, &Bytes::from(payload)).expect("decodes")
 }
 
 fn assert_same_metrics(a: &MetricBatch, b: &MetricBatch) {
@@ -152,12 +155,12 @@ fn unknown_versions_and_truncations_are_errors_not_panics() {
     let mut wrong = payload.clone();
     wrong[0] = 9;
     assert!(matches!(
-        decode(KIND_METRICS, Bytes::from(wrong)),
+        decode(KIND_METRICS, &Bytes::from(wrong)),
         Err(RecordError::Version { version: 9, .. })
     ));
-    assert!(matches!(decode(42, Bytes::from(payload.clone())), Err(RecordError::Kind { .. })));
+    assert!(matches!(decode(42, &Bytes::from(payload.clone())), Err(RecordError::Kind { .. })));
     for cut in 0..payload.len() {
-        assert!(decode(KIND_METRICS, Bytes::copy_from_slice(&payload[..cut])).is_err());
+        assert!(decode(KIND_METRICS, &Bytes::copy_from_slice(&payload[..cut])).is_err());
     }
 }
 

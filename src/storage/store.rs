@@ -314,7 +314,10 @@ impl Store {
             .bucket
             .put_block(meta.clone(), vec![(DATA_FILE.to_owned(), data)], tier_objects)
             .await
-            .map_err(|e| StoreError::Upload { block_id: meta.block_id.clone(), detail: e.to_string() })?;
+            .map_err(|e| StoreError::Upload {
+                block_id: meta.block_id.clone(),
+                detail: e.to_string(),
+            })?;
         self.metrics.block_written(uploaded.signal.as_str(), uploaded.tier.as_str());
         self.metrics.block_bytes_written[signal_index(uploaded.signal)].inc_by(size);
         std::fs::remove_dir_all(entry).map_err(spool_error(entry))?;
@@ -358,9 +361,8 @@ fn signal_index(signal: StoredSignal) -> usize {
 }
 
 fn until_next_multiple(period: Duration) -> Duration {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
+    let now =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
     let period_ms = period.as_millis().max(1);
     let into = now.as_millis() % period_ms;
     Duration::from_millis((period_ms - into) as u64)
@@ -435,13 +437,19 @@ fn encode_generation(
     for tenant in head.logs.tenants() {
         for streams in split_streams(head.logs.all_streams(&tenant), block_ms).into_values() {
             let encoded = block::encode_logs(&streams).map_err(encode_error(&tenant, "logs"))?;
-            blocks.push((meta_for(&tenant, StoredSignal::Logs, &encoded, block::SCHEMA_VERSION), encoded));
+            blocks.push((
+                meta_for(&tenant, StoredSignal::Logs, &encoded, block::SCHEMA_VERSION),
+                encoded,
+            ));
         }
     }
     for tenant in head.traces.tenants() {
         for spans in split_spans(head.traces.all_spans(&tenant), block_ms).into_values() {
             let encoded = block::encode_traces(&spans).map_err(encode_error(&tenant, "traces"))?;
-            blocks.push((meta_for(&tenant, StoredSignal::Traces, &encoded, block::SCHEMA_VERSION), encoded));
+            blocks.push((
+                meta_for(&tenant, StoredSignal::Traces, &encoded, block::SCHEMA_VERSION),
+                encoded,
+            ));
         }
     }
     Ok(blocks)
@@ -455,14 +463,20 @@ fn split_series(all: Vec<SeriesSamples>, block_ms: i64) -> BTreeMap<i64, Vec<Ser
         for sample in &series.samples {
             parts
                 .entry(window_of(sample.timestamp_ms, block_ms))
-                .or_insert_with(|| SeriesSamples { labels: series.labels.clone(), ..SeriesSamples::default() })
+                .or_insert_with(|| SeriesSamples {
+                    labels: series.labels.clone(),
+                    ..SeriesSamples::default()
+                })
                 .samples
                 .push(*sample);
         }
         for histogram in &series.histograms {
             parts
                 .entry(window_of(histogram.timestamp, block_ms))
-                .or_insert_with(|| SeriesSamples { labels: series.labels.clone(), ..SeriesSamples::default() })
+                .or_insert_with(|| SeriesSamples {
+                    labels: series.labels.clone(),
+                    ..SeriesSamples::default()
+                })
                 .histograms
                 .push(histogram.clone());
         }
@@ -481,7 +495,10 @@ fn split_streams(all: Vec<LogStreamData>, block_ms: i64) -> BTreeMap<i64, Vec<Lo
             let window = window_of(entry.timestamp_ns.div_euclid(1_000_000), block_ms);
             parts
                 .entry(window)
-                .or_insert_with(|| LogStreamData { labels: stream.labels.clone(), entries: Vec::new() })
+                .or_insert_with(|| LogStreamData {
+                    labels: stream.labels.clone(),
+                    entries: Vec::new(),
+                })
                 .entries
                 .push(entry);
         }

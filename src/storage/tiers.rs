@@ -15,7 +15,7 @@ use super::bucket::{new_block_id, BlockFilter, Bucket, BucketError};
 use super::compact::lease::Lease;
 use super::compact::plan::Policy;
 use super::compact::{BlockIo, Compactor, NewBlock};
-use super::{BlockMeta, LogStreamData, SeriesAggr, SeriesSamples, SpanRecord, StoredSignal, Tier};
+use super::{BlockMeta, LogStreamData, SeriesAggr, SeriesSamples, SpanRecord, StoredSignal};
 use crate::config::StorageConfig;
 use crate::telemetry::StorageMetrics;
 
@@ -140,10 +140,14 @@ impl BlockIo for BucketIo {
         block: NewBlock,
         data: Vec<SeriesSamples>,
     ) -> Result<BlockMeta, TierError> {
-        self.write(block, StoredSignal::Metrics, data, |d| block::encode_metrics(d)).await
+        self.write(block, StoredSignal::Metrics, data, block::encode_metrics).await
     }
 
-    async fn write_aggr(&self, block: NewBlock, data: Vec<SeriesAggr>) -> Result<BlockMeta, TierError> {
+    async fn write_aggr(
+        &self,
+        block: NewBlock,
+        data: Vec<SeriesAggr>,
+    ) -> Result<BlockMeta, TierError> {
         let tier = block.tier;
         self.write(block, StoredSignal::Metrics, data, move |d| block::encode_aggr(d, tier)).await
     }
@@ -153,7 +157,7 @@ impl BlockIo for BucketIo {
         block: NewBlock,
         data: Vec<LogStreamData>,
     ) -> Result<BlockMeta, TierError> {
-        self.write(block, StoredSignal::Logs, data, |d| block::encode_logs(d)).await
+        self.write(block, StoredSignal::Logs, data, block::encode_logs).await
     }
 
     async fn write_traces(
@@ -161,7 +165,7 @@ impl BlockIo for BucketIo {
         block: NewBlock,
         data: Vec<SpanRecord>,
     ) -> Result<BlockMeta, TierError> {
-        self.write(block, StoredSignal::Traces, data, |d| block::encode_traces(d)).await
+        self.write(block, StoredSignal::Traces, data, block::encode_traces).await
     }
 
     async fn delete(&self, meta: &BlockMeta) -> Result<(), TierError> {
@@ -235,10 +239,79 @@ pub async fn run(
                 }
                 tracing::debug!(?report, "compaction pass done");
             }
-            Err(err) => tracing::warn!(error = %err, "compaction pass failed; retrying next interval"),
+            Err(err) => {
+                tracing::warn!(error = %err, "compaction pass failed; retrying next interval")
+            }
         }
     }
     if holding {
         let _ = tokio::time::timeout(Duration::from_secs(5), lease.release()).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::labels::Labels;
+    use crate::model::metrics::Sample;
+    use crate::storage::compact::plan::{TimeRange, DAY_MS};
+    use crate::storage::Tier;
+    use crate::telemetry::Catalog;
+
+    const HOUR_MS: i64 = 3_600_000;
+
+    fn counter(start_ms: i64, hours: i64) -> SeriesSamples {
+        let samples = (0..hours * 240)
+            .map(|i| Sample { timestamp_ms: start_ms + i * 15_000, value: i as f64 })
+            .collect();
+        SeriesSamples {
+            labels: Labels::from_pairs([("__name__", "requests_total"), ("job", "api")]),
+            samples,
+            histograms: Vec::new(),
+        }
+    }
+
+    /// Raw blocks of one past day in a real (local directory) bucket: the compactor merges
+    /// them into one day block, builds the 5 m and 1 h tiers with the right point counts, and
+    /// a later pass past the raw retention deletes raw data but keeps the downsampled tiers.
+    #[tokio::test]
+    async fn a_past_day_is_merged_downsampled_and_expired_in_a_real_bucket() {
+        let dir = tempfile::tempdir().unwrap();
+        let bucket = Arc::new(Bucket::local(dir.path()).unwrap());
+        let config = StorageConfig::default();
+        let io = BucketIo::new(bucket.clone(), &config, Catalog::new().storage());
+        let day = 20_000 * DAY_MS;
+        for window in 0..12 {
+            let start = day + window * 2 * HOUR_MS;
+            let data = vec![counter(start, 2)];
+            let block = NewBlock {
+                tenant: "fake".into(),
+                tier: Tier::Raw,
+                range: TimeRange { min_ms: start, max_ms: start + 2 * HOUR_MS - 15_000 },
+                sources: Vec::new(),
+                compaction_level: 0,
+            };
+            io.write_metrics(block, data).await.unwrap();
+        }
+        let compactor = Compactor::new(io, Policy::new(&config.retention, &config.head));
+        let report = compactor.run_once(day + 2 * DAY_MS).await.unwrap();
+        assert!(report.failures.is_empty(), "{report:?}");
+        let blocks = bucket.list_blocks(&BlockFilter::default()).await.unwrap();
+        let of = |tier| blocks.iter().filter(|b| b.tier == tier).collect::<Vec<_>>();
+        assert_eq!(of(Tier::Raw).len(), 1, "one merged raw block for the day: {blocks:#?}");
+        assert_eq!(of(Tier::Raw)[0].rows, 24 * 240);
+        assert_eq!(of(Tier::FiveMinutes).len(), 1);
+        assert_eq!(of(Tier::FiveMinutes)[0].rows, 24 * 12, "one point per 5 minutes");
+        assert_eq!(of(Tier::OneHour).len(), 1);
+        assert_eq!(of(Tier::OneHour)[0].rows, 24);
+        let hourly = compactor.io().read_aggr(of(Tier::OneHour)[0]).await.unwrap();
+        let point = hourly[0].points[0];
+        assert_eq!((point.count, point.min, point.max), (240, 0.0, 239.0));
+
+        // 20 days later the raw block is past its 15 days; the tiers stay.
+        compactor.run_once(day + 20 * DAY_MS).await.unwrap();
+        let blocks = bucket.list_blocks(&BlockFilter::default()).await.unwrap();
+        let tiers: Vec<Tier> = blocks.iter().map(|b| b.tier).collect();
+        assert_eq!(tiers, [Tier::FiveMinutes, Tier::OneHour], "{blocks:#?}");
     }
 }

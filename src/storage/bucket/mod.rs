@@ -170,6 +170,19 @@ impl Bucket {
         Self { store, prefix, attributes_supported, description }
     }
 
+    /// The underlying store (the compactor lease writes next to the blocks).
+    pub fn object_store(&self) -> &Arc<dyn ObjectStore> {
+        &self.store
+    }
+
+    /// `relative` (slash-separated) under the bucket's prefix.
+    pub fn key(&self, relative: &str) -> Path {
+        relative
+            .split('/')
+            .filter(|part| !part.is_empty())
+            .fold(self.prefix.clone(), |key, part| key.join(part))
+    }
+
     /// `{prefix}/{tenant}/{signal}/{tier}/{day}/{block_id}`.
     pub fn block_prefix(&self, meta: &BlockMeta) -> Path {
         self.prefix
@@ -404,6 +417,8 @@ impl Bucket {
             .common_prefixes
             .iter()
             .filter_map(|p| p.filename().map(str::to_owned))
+            // `_lease/` (the compactor lease) and other `_`-names are Strata's, not tenants.
+            .filter(|name| !name.starts_with('_'))
             .collect();
         tenants.sort();
         Ok(tenants)
