@@ -6,8 +6,9 @@
 #   scripts/bench-load.sh [RUNS]      env: SERIES BATCH CONC DURATION WARMUP VERSION
 #
 # Scenarios per run:
-#   ingest   loadgen → strata (no forward target): receive, decode, validate, relabel
-#   relay    loadgen → strata → loadgen sink: the full path with forwarding
+#   ingest   loadgen → strata all-in-one (no forward target): receive, decode, validate,
+#            relabel, WAL append, head (what Prometheus' receiver does: WAL + head)
+#   relay    loadgen → strata agent → loadgen sink: the full path with the WAL as disk buffer
 #   prom     loadgen → prometheus --web.enable-remote-write-receiver (the peer to beat)
 # Prints one JSON line per scenario and run, then the medians.
 set -euo pipefail
@@ -43,6 +44,8 @@ load() { # url pid
 
 run_strata() { # scenario config
   local cfg="$OUT/$1.yml"; printf '%s\n' "$2" > "$cfg"
+  # Every run starts on an empty data directory (WAL, head, blocks).
+  rm -rf "$OUT/data"; printf 'storage: {path: %s}\n' "$OUT/data" >> "$cfg"
   taskset -c 1 "$STRATA" run --config "$cfg" --log-level warn & local pid=$!; pids+=("$pid")
   wait_http http://127.0.0.1:19700/-/ready
   load http://127.0.0.1:19700/api/v1/write "$pid"
@@ -56,6 +59,7 @@ for run in $(seq 1 "$RUNS"); do
   taskset -c 0 "$LOADGEN" sink --listen 127.0.0.1:19291 -q > "$OUT/sink.out" & sink=$!; pids+=("$sink")
   wait_http http://127.0.0.1:19291/-/ready
   r=$(run_strata relay "server: {http_listen_address: 127.0.0.1:19700}
+role: agent
 forward:
   remote_write:
     - name: sink
