@@ -92,6 +92,8 @@ pub struct Store {
     /// Tenant of metric series (remote-write carries none).
     metrics_tenant: String,
     flush_lock: tokio::sync::Mutex<()>,
+    /// Wakes the upload loop (after a cut); uploads run only there, one at a time.
+    upload_now: tokio::sync::Notify,
     metrics: StorageMetrics,
 }
 
@@ -139,6 +141,7 @@ impl Store {
             config: config.clone(),
             metrics_tenant: metrics_tenant.to_owned(),
             flush_lock: tokio::sync::Mutex::new(()),
+            upload_now: tokio::sync::Notify::new(),
             metrics,
         })
     }
@@ -190,8 +193,9 @@ impl Store {
         }
     }
 
-    /// Cuts the head: a fresh generation takes appends, the old one is written to blocks,
-    /// spooled, and uploaded. `durable` provides the exclusive gate.
+    /// Cuts the head: a fresh generation takes appends, the old one is written to blocks and
+    /// spooled; the upload loop ([`Store::run`]) is woken to upload them. `durable` provides
+    /// the exclusive gate.
     pub async fn flush(&self, durable: &Durable) -> Result<FlushReport, StoreError> {
         let _one_at_a_time = self.flush_lock.lock().await;
         let (old, wal_end) = {
@@ -226,7 +230,7 @@ impl Store {
         // The data is on local disk now: the WAL may be checkpointed past this generation.
         old.first.lock().expect("ack lock").take();
         self.metrics.spool_blocks.set(self.spooled()?.len() as i64);
-        self.upload_spool().await;
+        self.upload_now.notify_one();
         Ok(report)
     }
 
@@ -324,8 +328,10 @@ impl Store {
         Ok(())
     }
 
-    /// Cuts the head at every multiple of `head.block_duration` (wall clock) and retries spooled
-    /// uploads every few seconds, until `stop`.
+    /// Cuts the head at every multiple of `head.block_duration` (wall clock) and uploads what
+    /// is spooled — after each cut, and every few seconds while anything is left — until
+    /// `stop`. An unreachable store only delays uploads (object_store retries each request
+    /// with backoff too).
     pub async fn run(
         self: Arc<Self>,
         durable: Arc<Durable>,
@@ -344,6 +350,9 @@ impl Store {
                     }
                 }
                 _ = retry.tick() => {
+                    self.upload_spool().await;
+                }
+                () = self.upload_now.notified() => {
                     self.upload_spool().await;
                 }
                 () = stopped(&mut stop) => break,

@@ -8,6 +8,7 @@
 #![allow(dead_code)]
 
 pub mod clients;
+pub mod moto;
 pub mod otlp;
 pub mod receivers;
 pub mod signals;
