@@ -5,7 +5,7 @@
 #
 # Targets (fuzz/Cargo.toml, `cargo fuzz list`): remote_write_decode, remote_write_receive,
 # loki_push, zipkin_decode, otlp_decode (the three OTLP/HTTP decoders: protobuf/JSON, gzip, span
-# checks, relabeling), config_parse, relabel.
+# checks, relabeling), config_parse, relabel, wal_replay (WAL repair and record decoding).
 #
 # Runs every target of fuzz/ (or the ones named) for SECONDS each (default 60), one after the
 # other, one libFuzzer process each, at nice 10. Each run starts from the committed seeds in
