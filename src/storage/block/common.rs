@@ -46,11 +46,7 @@ pub fn block_info(data: &Bytes) -> Result<(BlockInfo, Arc<ParquetMetaData>), Blo
     let metadata = ParquetMetaDataReader::new()
         .with_page_index_policy(PageIndexPolicy::Optional)
         .parse_and_finish(data)
-        .map_err(|source| BlockError::Parquet {
-            signal: "strata",
-            stage: "footer read",
-            source,
-        })?;
+        .map_err(|source| BlockError::Parquet { signal: "strata", stage: "footer read", source })?;
     let value = |key: &'static str| -> Result<String, BlockError> {
         metadata
             .file_metadata()

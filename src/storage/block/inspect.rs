@@ -110,11 +110,7 @@ fn read_footer(
     parquet::file::metadata::ParquetMetaDataReader::new()
         .parse_and_finish(data)
         .map(std::sync::Arc::new)
-        .map_err(|source| BlockError::Parquet {
-            signal: "strata",
-            stage: "footer read",
-            source,
-        })
+        .map_err(|source| BlockError::Parquet { signal: "strata", stage: "footer read", source })
 }
 
 fn truncate(text: &str, max: usize) -> String {
