@@ -235,9 +235,7 @@ fn metrics_data(samples_per_series: usize) -> Vec<SeriesSamples> {
                             }
                         }
                         Shape::Load => ((value * 0.9 + 0.3 * rng.unit()) * 100.0).round() / 100.0,
-                        Shape::Noise { level } if level == 0.0 => {
-                            t as f64 / 1000.0 + rng.unit() * 1e-3
-                        }
+                        Shape::Noise { level: 0.0 } => t as f64 / 1000.0 + rng.unit() * 1e-3,
                         Shape::Noise { level } => level * (0.9 + 0.2 * rng.unit()),
                         Shape::Constant(v) => v,
                     };

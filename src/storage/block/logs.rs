@@ -175,7 +175,7 @@ pub fn encode_logs(streams: &[LogStreamData]) -> Result<EncodedBlock, BlockError
     .set_column_compression(line.clone(), common::zstd(LINE_ZSTD_LEVEL))
     .set_column_data_page_size_limit(line, LINE_PAGE_BYTES)
     .build();
-    let data = common::write_file(SIGNAL, schema, properties, batches)?;
+    let data = common::write_file(SIGNAL, schema, properties, &batches)?;
     Ok(EncodedBlock {
         data,
         rows,

@@ -232,7 +232,7 @@ pub(super) fn encode_metrics_with(
         .set_column_compression(ColumnPath::from(TIMESTAMP_COL), common::zstd(VALUE_ZSTD_LEVEL))
         .set_column_dictionary_enabled(ColumnPath::from(HISTOGRAM_COL), false)
         .build();
-    let data = common::write_file(SIGNAL, schema, properties, batches)?;
+    let data = common::write_file(SIGNAL, schema, properties, &batches)?;
     Ok(EncodedBlock {
         data,
         rows,
