@@ -112,12 +112,12 @@ pub(super) fn write_file(
     signal: StoredSignal,
     schema: SchemaRef,
     properties: WriterProperties,
-    batches: Vec<RecordBatch>,
+    batches: &[RecordBatch],
 ) -> Result<Bytes, BlockError> {
     let mut out = Vec::new();
     let mut writer = ArrowWriter::try_new(&mut out, schema, Some(properties))
         .map_err(BlockError::parquet(signal, "writer setup"))?;
-    for batch in &batches {
+    for batch in batches {
         writer.write(batch).map_err(BlockError::parquet(signal, "write"))?;
     }
     writer.close().map_err(BlockError::parquet(signal, "footer write"))?;

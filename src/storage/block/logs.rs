@@ -38,7 +38,7 @@ use crate::storage::{LogStreamData, StoredSignal, Tier};
 const SIGNAL: StoredSignal = StoredSignal::Logs;
 const ROW_GROUP_ROWS: usize = 256 * 1024;
 /// Lines are most of a log block's bytes; a higher zstd level pays for itself there.
-const LINE_ZSTD_LEVEL: i32 = 9;
+const LINE_ZSTD_LEVEL: i32 = 19;
 /// Larger line pages give zstd a longer window of similar lines.
 const LINE_PAGE_BYTES: usize = 4 * 1024 * 1024;
 
@@ -175,7 +175,7 @@ pub fn encode_logs(streams: &[LogStreamData]) -> Result<EncodedBlock, BlockError
     .set_column_compression(line.clone(), common::zstd(LINE_ZSTD_LEVEL))
     .set_column_data_page_size_limit(line, LINE_PAGE_BYTES)
     .build();
-    let data = common::write_file(SIGNAL, schema, properties, batches)?;
+    let data = common::write_file(SIGNAL, schema, properties, &batches)?;
     Ok(EncodedBlock {
         data,
         rows,

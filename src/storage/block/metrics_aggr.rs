@@ -87,7 +87,7 @@ pub fn encode_aggr(series: &[SeriesAggr], tier: Tier) -> Result<EncodedBlock, Bl
             .set_column_dictionary_enabled(ColumnPath::from(name), false)
             .set_column_encoding(ColumnPath::from(name), Encoding::BYTE_STREAM_SPLIT);
     }
-    let data = common::write_file(SIGNAL, schema, properties.build(), batches)?;
+    let data = common::write_file(SIGNAL, schema, properties.build(), &batches)?;
     Ok(EncodedBlock {
         data,
         rows,

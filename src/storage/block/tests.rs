@@ -56,7 +56,10 @@ fn series_strategy() -> impl Strategy<Value = Vec<SeriesSamples>> {
 }
 
 /// Floats compared by bits, so NaNs compare as stored.
-fn bits(series: &[SeriesSamples]) -> Vec<(Labels, Vec<(i64, u64)>, Vec<Histogram>)> {
+/// A series with its float samples as `(timestamp, bits)`.
+type SeriesBits = (Labels, Vec<(i64, u64)>, Vec<Histogram>);
+
+fn bits(series: &[SeriesSamples]) -> Vec<SeriesBits> {
     series
         .iter()
         .map(|s| {

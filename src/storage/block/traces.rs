@@ -193,7 +193,7 @@ pub fn encode_traces(spans: &[SpanRecord]) -> Result<EncodedBlock, BlockError> {
     for unique in [TRACE_ID, SPAN_ID, PARENT, SPAN] {
         properties = properties.set_column_dictionary_enabled(ColumnPath::from(unique), false);
     }
-    let data = common::write_file(SIGNAL, schema, properties.build(), batches)?;
+    let data = common::write_file(SIGNAL, schema, properties.build(), &batches)?;
     Ok(EncodedBlock {
         data,
         rows: spans.len() as u64,
