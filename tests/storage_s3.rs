@@ -11,10 +11,9 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::process::Command;
-use std::time::Duration;
 
 use bytes::Bytes;
-use common::{free_port, http_client, require_peer, wait_until, ChildGuard};
+use common::{free_port, moto};
 use strata::config::storage::TierObjects;
 use strata::model::labels::Labels;
 use strata::model::metrics::Sample;
@@ -26,11 +25,6 @@ use strata::storage::bucket::{new_block_id, BlockFilter, Bucket, MULTIPART_THRES
 use strata::storage::{BlockMeta, SeriesSamples, SpanRecord, StoredSignal, Tier};
 
 const BUCKET: &str = "strata-test";
-
-fn moto_server() -> Option<std::path::PathBuf> {
-    let venv = concat!(env!("CARGO_MANIFEST_DIR"), "/.peers/venv/bin/moto_server");
-    require_peer("moto_server", "STRATA_TEST_MOTO_SERVER", &[venv])
-}
 
 fn meta(tenant: &str, signal: StoredSignal, block: &EncodedBlock) -> BlockMeta {
     BlockMeta {
@@ -111,36 +105,13 @@ fn run_strata(args: &[&str]) -> (bool, String, String) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn blocks_in_s3_compatible_storage() {
-    let Some(bin) = moto_server() else { return };
+    let Some(bin) = moto::moto_server() else { return };
     let port = free_port();
-    let endpoint = format!("http://127.0.0.1:{port}");
-    let mut command = Command::new(&bin);
-    command.args(["-H", "127.0.0.1", "-p", &port.to_string()]);
-    let moto = ChildGuard::spawn("moto_server", &mut command);
-    let client = http_client();
-    wait_until("moto_server ready", Duration::from_secs(30), Duration::from_millis(200), || {
-        let (client, url) = (client.clone(), format!("{endpoint}/"));
-        let moto = &moto;
-        async move {
-            moto.assert_running();
-            client.get(&url).send().await.map(|_| ()).map_err(|e| e.to_string())
-        }
-    })
-    .await;
-    let created = client.put(format!("{endpoint}/{BUCKET}")).send().await.expect("create bucket");
-    assert!(created.status().is_success(), "create bucket: {}", created.status());
-
+    let _moto = moto::start(&bin, port, BUCKET).await;
     let url = format!("s3://{BUCKET}/prefix");
-    let options: BTreeMap<String, String> = [
-        ("aws_endpoint", endpoint.as_str()),
-        ("aws_allow_http", "true"),
-        ("aws_access_key_id", "test"),
-        ("aws_secret_access_key", "test"),
-        ("aws_region", "us-east-1"),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v.to_owned()))
-    .collect();
+    let options = moto::options(port);
+    let endpoint = format!("http://127.0.0.1:{port}");
+    let client = common::http_client();
     let bucket =
         Bucket::from_config(&url, &options, std::path::Path::new("unused")).expect("bucket");
 
