@@ -164,7 +164,9 @@ pub fn build(config: &Config, catalog: &Catalog) -> Result<Pipeline, ConfigError
         .map_err(|e| fail("storage.path".into(), e.to_string()))?;
         Some(Arc::new(store))
     };
-    let durability = Durability { durable: durable.clone(), store: store.clone(), resume };
+    let compress = storage.wal.compression == crate::config::storage::WalCompression::Snappy;
+    let durability =
+        Durability { durable: durable.clone(), store: store.clone(), resume, compress };
     Ok(Pipeline {
         remote_write,
         loki: Arc::new(loki),

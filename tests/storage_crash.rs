@@ -328,14 +328,26 @@ async fn a_full_disk_answers_503_and_the_daemon_keeps_serving() {
     let http = free_port();
     let base = format!("http://127.0.0.1:{http}");
     let (strata, _cwd) = start(http, mount.path()).await;
-    // 4 MiB fill up after a few hundred 20 KiB records.
+    // 4 MiB fill up after a few hundred 20 KiB records; the lines are random hex so the WAL's
+    // snappy compression cannot shrink them.
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    let mut noise = move |len: usize| -> String {
+        (0..len)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                char::from_digit((state % 16) as u32, 16).unwrap()
+            })
+            .collect()
+    };
     let mut refused = None;
     for i in 0..2000 {
         let now_ns =
             std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos()
                 as i64;
         let lines: Vec<String> =
-            (0..100).map(|j| format!("[\"{}\", \"{}\"]", now_ns + j, "x".repeat(200))).collect();
+            (0..100).map(|j| format!("[\"{}\", \"{}\"]", now_ns + j, noise(200))).collect();
         let body = format!(
             "{{\"streams\":[{{\"stream\":{{\"app\":\"fill\",\"n\":\"{i}\"}},\"values\":[{}]}}]}}",
             lines.join(",")

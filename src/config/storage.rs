@@ -55,10 +55,20 @@ pub enum FsyncPolicy {
     Always,
 }
 
+/// How WAL records are compressed (Prometheus compresses its WAL with snappy by default too).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WalCompression {
+    #[default]
+    Snappy,
+    None,
+}
+
 #[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct WalConfig {
     pub fsync: FsyncPolicy,
+    pub compression: WalCompression,
     pub fsync_interval: PromDuration,
     pub segment_size: ByteSize,
     /// Ingest answers 503 once the WAL holds more than this (forward targets far behind).
@@ -69,6 +79,7 @@ impl Default for WalConfig {
     fn default() -> Self {
         Self {
             fsync: FsyncPolicy::Interval,
+            compression: WalCompression::Snappy,
             fsync_interval: PromDuration::from_secs(1),
             segment_size: ByteSize::mib(64),
             max_size: ByteSize::mib(8192),

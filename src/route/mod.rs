@@ -24,7 +24,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
 use tokio::sync::RwLock;
 
 use crate::error::ErrorKind;
@@ -84,6 +83,8 @@ pub struct Durability {
     pub store: Option<Arc<Store>>,
     /// Where each target resumes, in the order of [`Targets`]' vectors.
     pub resume: Resume,
+    /// Snappy-compress records (`storage.wal.compression`).
+    pub compress: bool,
 }
 
 /// Saved positions per target, by signal, in target order.
@@ -229,10 +230,15 @@ impl Router {
         };
         let mut payload = Vec::new();
         batch.encode(&mut payload);
+        let (kind, payload) = if durability.compress {
+            record::compress(T::Batch::KIND, &payload)
+        } else {
+            (T::Batch::KIND, payload)
+        };
         let position = {
             let _gate = durability.durable.gate().await;
             // On failure `prepared` is dropped: the reservations go back, nothing is queued.
-            let position = durability.durable.append(T::Batch::KIND, &payload)?;
+            let position = durability.durable.append(kind, &payload)?;
             if let Some(store) = &durability.store {
                 batch.apply(store, position);
             }
@@ -267,7 +273,7 @@ impl Router {
                 let record = record.map_err(|e| RouteError::Storage(e.to_string()))?;
                 report.records += 1;
                 let position = record.position;
-                let batch = match record::decode(record.kind, &Bytes::from(record.payload)) {
+                let batch = match record::decode_frame(record.kind, record.payload) {
                     Ok(batch) => batch,
                     Err(err) => {
                         report.bad_records += 1;

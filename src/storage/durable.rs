@@ -140,7 +140,7 @@ impl Durable {
             self.metrics.wal_failure(WalFailure::Append).inc();
             tracing::error!(error = %err, "wal append failed; refusing data");
         })?;
-        let index = usize::from(kind.saturating_sub(1)).min(2);
+        let index = usize::from((kind & 0x7f).saturating_sub(1)).min(2);
         self.metrics.wal_records[index].inc();
         self.metrics.wal_bytes.inc_by(payload.len() as u64 + 9);
         self.metrics.wal_size.set(wal.size_bytes() as i64);

@@ -21,7 +21,9 @@
 //!   resource = bytes Resource (protobuf) | str schema_url | bytes scope_spans fields | uv span count
 //! ```
 //!
-//! Float values are stored as their bits, so stale markers survive. What a record does not
+//! With `storage.wal.compression: snappy` (the default) the payload is a snappy block and the
+//! frame's kind byte has [`FLAG_SNAPPY`] set. Float values are stored as their bits, so stale
+//! markers survive. What a record does not
 //! keep: nothing of a metric batch is dropped; 2.0 per-series metadata is kept per series.
 
 use std::sync::Arc;
@@ -41,6 +43,8 @@ use crate::model::wire::{put_varint, Reader, WireError, LEN};
 pub const KIND_METRICS: u8 = 1;
 pub const KIND_LOGS: u8 = 2;
 pub const KIND_TRACES: u8 = 3;
+/// Set in the frame's kind byte when the payload is a snappy block (`storage.wal.compression`).
+pub const FLAG_SNAPPY: u8 = 0x80;
 const VERSION: u8 = 1;
 
 /// A record that does not decode: the WAL checksum held, so this is a format mismatch.
@@ -159,6 +163,33 @@ pub fn encode_traces(batch: &TraceBatch, out: &mut Vec<u8>) {
         put_bytes(out, &resource.scope_spans);
         put_varint(out, resource.span_count as u64);
     }
+}
+
+/// Compresses an encoded payload for the WAL: returns the frame kind (with [`FLAG_SNAPPY`])
+/// and the bytes to append.
+pub fn compress(kind: u8, payload: &[u8]) -> (u8, Vec<u8>) {
+    match snap::raw::Encoder::new().compress_vec(payload) {
+        Ok(compressed) => (kind | FLAG_SNAPPY, compressed),
+        // Cannot happen below snappy's 4 GiB limit (records are capped far lower); stay plain.
+        Err(_) => (kind, payload.to_vec()),
+    }
+}
+
+/// Decodes a WAL frame: decompresses when [`FLAG_SNAPPY`] is set (refusing a claimed size over
+/// the WAL's record limit), then decodes the payload of the kind.
+pub fn decode_frame(kind: u8, payload: Vec<u8>) -> Result<Batch, RecordError> {
+    if kind & FLAG_SNAPPY == 0 {
+        return decode(kind, &Bytes::from(payload));
+    }
+    let plain_kind = kind & !FLAG_SNAPPY;
+    let malformed = |what: String| RecordError::Malformed { kind: plain_kind, offset: 0, what };
+    let len = snap::raw::decompress_len(&payload).map_err(|e| malformed(e.to_string()))?;
+    if len > super::wal::MAX_RECORD {
+        return Err(malformed(format!("claims {len} bytes decompressed")));
+    }
+    let plain =
+        snap::raw::Decoder::new().decompress_vec(&payload).map_err(|e| malformed(e.to_string()))?;
+    decode(plain_kind, &Bytes::from(plain))
 }
 
 /// Decodes a record payload of `kind`. Lines and span bytes are slices of `payload`.

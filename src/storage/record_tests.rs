@@ -187,3 +187,23 @@ proptest! {
         assert_same_metrics(&batch, &decoded);
     }
 }
+
+#[test]
+fn snappy_frames_round_trip_and_lying_sizes_are_refused() {
+    let batch = metric_batch(&[(vec![("__name__".into(), "up".into())], vec![(1, 0), (2, 1)])]);
+    let mut payload = Vec::new();
+    encode_metrics(&batch, &mut payload);
+    let (kind, compressed) = compress(KIND_METRICS, &payload);
+    assert_eq!(kind, KIND_METRICS | FLAG_SNAPPY);
+    let Batch::Metrics(decoded) = decode_frame(kind, compressed).unwrap() else { panic!("kind") };
+    assert_same_metrics(&batch, &decoded);
+    // A snappy header claiming 1 GiB is refused before anything is allocated.
+    let mut lying = Vec::new();
+    let mut len = 1u64 << 30;
+    while len >= 0x80 {
+        lying.push((len as u8) | 0x80);
+        len >>= 7;
+    }
+    lying.push(len as u8);
+    assert!(decode_frame(kind, lying).is_err());
+}
