@@ -239,3 +239,48 @@ pub(super) fn validate_storage(storage: &StorageConfig, errors: &mut Vec<ConfigE
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::config::Config;
+
+    fn errors(text: &str) -> Vec<String> {
+        let config = Config::parse(text, "t.yml", &|_| None).expect("parses");
+        match config.validate("t.yml") {
+            Ok(()) => Vec::new(),
+            Err(errors) => errors.errors.iter().map(ToString::to_string).collect(),
+        }
+    }
+
+    #[test]
+    fn defaults_are_the_platform_retention_and_validate() {
+        let config = Config::default();
+        let retention = &config.storage.retention;
+        assert_eq!(retention.metrics.raw.get().as_secs(), 15 * 86_400);
+        assert_eq!(retention.metrics.five_minutes.get().as_secs(), 90 * 86_400);
+        assert_eq!(retention.metrics.one_hour.get().as_secs(), 2555 * 86_400);
+        assert_eq!(retention.logs.get().as_secs(), 30 * 86_400);
+        assert_eq!(retention.traces.get().as_secs(), 14 * 86_400);
+        assert_eq!(config.storage.wal.fsync_interval.get().as_secs(), 1);
+        assert!(errors("").is_empty());
+    }
+
+    #[test]
+    fn bad_values_are_named_with_their_path() {
+        let found = errors(
+            "storage:\n  wal: {segment_size: 1KiB, fsync_interval: 0s}\n  head: {block_duration: 7m}\n  \
+             retention: {metrics: {5m: 0s}}\n  tier_objects: {2h: {}}\n",
+        );
+        for needle in [
+            "storage.wal.segment_size: 1KiB is below the minimum",
+            "storage.wal.fsync_interval: must be greater than 0",
+            "storage.head.block_duration: must be at least 1m",
+            "storage.retention.metrics.5m: must be greater than 0",
+            "storage.tier_objects.2h: unknown tier",
+        ] {
+            assert!(found.iter().any(|e| e.starts_with(needle)), "{needle} not in {found:#?}");
+        }
+        let typo = Config::parse("storage: {wal: {fsnyc: always}}", "t.yml", &|_| None);
+        assert!(typo.is_err(), "unknown keys are rejected");
+    }
+}
