@@ -351,6 +351,10 @@ impl Store {
                 }
                 _ = retry.tick() => {
                     self.upload_spool().await;
+                    let stats = self.current.read().expect("head lock").head.stats();
+                    self.metrics.head_series[0].set(stats.metrics.series as i64);
+                    self.metrics.head_series[1].set(stats.logs.streams as i64);
+                    self.metrics.head_series[2].set(stats.traces.traces as i64);
                 }
                 () = self.upload_now.notified() => {
                     self.upload_spool().await;
