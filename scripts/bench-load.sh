@@ -25,10 +25,13 @@ PROMETHEUS=${PROMETHEUS:-/usr/bin/prometheus}
 OUT=${OUT:-/tmp/strata-bench}
 mkdir -p "$OUT"
 
-CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-target} cargo build --release --quiet
+# STRATA=path/to/strata skips the build (e.g. a binary built earlier).
+if [ -z "${STRATA:-}" ]; then
+  CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-target} cargo build --release --quiet
+fi
 cargo build --release --quiet --manifest-path "$LOADGEN_DIR/Cargo.toml" --target-dir /tmp/loadgen-target
 LOADGEN=/tmp/loadgen-target/release/loadgen
-STRATA=${CARGO_TARGET_DIR:-target}/release/strata
+STRATA=${STRATA:-${CARGO_TARGET_DIR:-target}/release/strata}
 
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }

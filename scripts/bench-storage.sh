@@ -19,10 +19,11 @@ LOADGEN_DIR=${LOADGEN_DIR:-../shared/tools/loadgen}
 OUT=${OUT:-/tmp/strata-bench-storage}
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-target}
 
-cargo build --release --quiet
+# STRATA=path/to/strata skips the build (e.g. a binary built earlier).
+[ -n "${STRATA:-}" ] || cargo build --release --quiet
 cargo build --release --quiet --manifest-path "$LOADGEN_DIR/Cargo.toml" --target-dir /tmp/loadgen-target
 LOADGEN=/tmp/loadgen-target/release/loadgen
-STRATA=$CARGO_TARGET_DIR/release/strata
+STRATA=${STRATA:-$CARGO_TARGET_DIR/release/strata}
 
 rm -rf "$OUT"; mkdir -p "$OUT"
 printf 'server: {http_listen_address: 127.0.0.1:19700}\nstorage: {path: %s/data}\n' "$OUT" > "$OUT/strata.yml"
