@@ -59,7 +59,7 @@ def metric(name):
     return total
 rw = json.load(open(f"{out}/rw.json")); loki = json.load(open(f"{out}/loki.json")); otlp = json.load(open(f"{out}/otlp.json"))
 m, l, t = blocks["metrics"], blocks["logs"], blocks["traces"]
-raw_log_bytes = metric("strata_ingest_log_bytes_received_total")
+raw_log_bytes = metric("strata_ingest_log_received_bytes_total")
 print(json.dumps({
   "samples_ok": rw["items_ok"], "metric_rows": m["rows"], "metric_block_bytes": m["bytes"],
   "bytes_per_sample": round(m["bytes"] / m["rows"], 3),
