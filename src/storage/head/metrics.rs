@@ -115,7 +115,9 @@ impl Slots {
 
     fn insert(&mut self, hash: u64, local: u32, hash_of: impl Fn(u32) -> u64) {
         if (self.len + 1) * 4 > self.slots.len() * 3 {
-            let old = std::mem::replace(&mut self.slots, vec![EMPTY_SLOT; (self.len * 2).max(16)]);
+            // Sizes stay powers of two: probing masks the start.
+            let size = (self.slots.len() * 2).max(16);
+            let old = std::mem::replace(&mut self.slots, vec![EMPTY_SLOT; size]);
             for entry in old.into_iter().filter(|&e| e != EMPTY_SLOT) {
                 self.place(hash_of(entry), entry);
             }
@@ -427,5 +429,26 @@ fn remember(metadata: &mut AHashMap<String, SeriesMetadata>, name: &str, latest:
         None => {
             metadata.insert(name.to_owned(), latest);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slots_grow_in_powers_of_two_and_find_every_entry() {
+        let hashes: Vec<u64> =
+            (0..1000u64).map(|i| i.wrapping_mul(0x9e37_79b9_7f4a_7c15)).collect();
+        let mut slots = Slots::default();
+        for (local, &hash) in hashes.iter().enumerate() {
+            slots.insert(hash, local as u32, |l| hashes[l as usize]);
+            assert!(slots.slots.len().is_power_of_two());
+            assert!(slots.len * 4 <= slots.slots.len() * 3);
+        }
+        for (local, &hash) in hashes.iter().enumerate() {
+            assert_eq!(slots.find(hash, |l| l == local as u32), Some(local as u32));
+        }
+        assert_eq!(slots.find(12345, |_| false), None);
     }
 }
