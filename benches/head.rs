@@ -6,7 +6,8 @@
 //! Series mix (per node, ~1,700 series, ~9–10 labels each): node-exporter CPU, memory,
 //! filesystem, network and disk series; cAdvisor container series for 30 pods of 2 containers;
 //! application HTTP counters and kube-state-metrics series per pod. Values mix constant
-//! gauges, integer counters and fractional counters; timestamps are 30 s apart with a few
+//! gauges, integer counters and noisy fractional counters (full-mantissa XORs, the costly
+//! case); timestamps are 30 s apart with a few
 //! milliseconds of jitter on one scrape in ten.
 
 // A global allocator needs `unsafe impl GlobalAlloc`; see the SAFETY note on `Counting`.
