@@ -256,19 +256,30 @@ struct BitReader<'a> {
 }
 
 impl BitReader<'_> {
-    fn bits(&mut self, mut count: u32) -> Option<u64> {
-        let mut out = 0u64;
-        while count > 0 {
-            let byte = *self.data.get(self.pos / 8)?;
-            let used = (self.pos % 8) as u32;
-            let available = 8 - used;
-            let take = count.min(available);
-            let bits = (u64::from(byte) >> (available - take)) & ((1u64 << take) - 1);
-            out = (out << take) | bits;
-            self.pos += take as usize;
-            count -= take;
+    /// The next `count` (≤ 64) bits, from a 128-bit big-endian window over the bytes they
+    /// span (at most 9), or `None` past the end.
+    fn bits(&mut self, count: u32) -> Option<u64> {
+        debug_assert!(count <= 64);
+        if count == 0 {
+            return Some(0);
         }
-        Some(out)
+        let end = self.pos + count as usize;
+        if end > self.data.len() * 8 {
+            return None;
+        }
+        let byte = self.pos / 8;
+        let window = match self.data.get(byte..byte + 16) {
+            Some(bytes) => u128::from_be_bytes(bytes.try_into().expect("16 bytes")),
+            None => {
+                let mut padded = [0u8; 16];
+                let tail = &self.data[byte..];
+                padded[..tail.len()].copy_from_slice(tail);
+                u128::from_be_bytes(padded)
+            }
+        };
+        let value = (window << (self.pos % 8)) >> (128 - count);
+        self.pos = end;
+        Some(value as u64)
     }
 
     fn bit(&mut self) -> Option<bool> {

@@ -157,10 +157,13 @@ impl MemStream {
     }
 }
 
-/// One tenant's streams, striped by stream hash; streams with equal hashes share a slot list.
+/// Streams by hash; streams with equal hashes share the list.
+type StreamsByHash = AHashMap<u64, Vec<MemStream>>;
+
+/// One tenant's streams, striped by stream hash.
 #[derive(Debug)]
 struct TenantLogs {
-    stripes: Box<[RwLock<AHashMap<u64, Vec<MemStream>>>]>,
+    stripes: Box<[RwLock<StreamsByHash>]>,
 }
 
 impl TenantLogs {

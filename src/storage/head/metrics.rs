@@ -80,9 +80,13 @@ struct MemSeries {
     hash: u64,
     series_ref: SeriesRef,
     chunks: SampleChunks,
-    /// Native histograms in time order; boxed since most series have none.
-    histograms: Option<Box<Vec<Histogram>>>,
+    /// Native histograms in time order; boxed since most series have none (8 bytes, not a
+    /// 24-byte empty `Vec`, per series).
+    histograms: Option<Box<Histograms>>,
 }
+
+#[derive(Debug, Default)]
+struct Histograms(Vec<Histogram>);
 
 /// Open addressing from series hash to a stripe-local series index (linear probing, load at
 /// most 3/4). Entries are never removed.
@@ -115,9 +119,9 @@ impl Slots {
 
     fn insert(&mut self, hash: u64, local: u32, hash_of: impl Fn(u32) -> u64) {
         if (self.len + 1) * 4 > self.slots.len() * 3 {
-            // Power-of-two sizes: probing masks the index.
-            let grown = (self.slots.len() * 2).max(16);
-            let old = std::mem::replace(&mut self.slots, vec![EMPTY_SLOT; grown]);
+            // Sizes stay powers of two: probing masks the start.
+            let size = (self.slots.len() * 2).max(16);
+            let old = std::mem::replace(&mut self.slots, vec![EMPTY_SLOT; size]);
             for entry in old.into_iter().filter(|&e| e != EMPTY_SLOT) {
                 self.place(hash_of(entry), entry);
             }
@@ -288,7 +292,7 @@ impl MetricsHead {
         }
         let mut histograms_appended = 0u64;
         for histogram in histograms {
-            let kept = mem.histograms.get_or_insert_with(Box::default);
+            let kept = &mut mem.histograms.get_or_insert_with(Box::default).0;
             match kept.last() {
                 Some(last) if histogram.timestamp < last.timestamp => stats.out_of_order += 1,
                 Some(last) if histogram.timestamp == last.timestamp => {
@@ -351,7 +355,7 @@ impl MetricsHead {
         let histograms = mem
             .histograms
             .iter()
-            .flat_map(|h| h.iter())
+            .flat_map(|h| h.0.iter())
             .filter(|h| (min_t..=max_t).contains(&h.timestamp))
             .cloned()
             .collect();
@@ -429,5 +433,26 @@ fn remember(metadata: &mut AHashMap<String, SeriesMetadata>, name: &str, latest:
         None => {
             metadata.insert(name.to_owned(), latest);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slots_grow_in_powers_of_two_and_find_every_entry() {
+        let hashes: Vec<u64> =
+            (0..1000u64).map(|i| i.wrapping_mul(0x9e37_79b9_7f4a_7c15)).collect();
+        let mut slots = Slots::default();
+        for (local, &hash) in hashes.iter().enumerate() {
+            slots.insert(hash, local as u32, |l| hashes[l as usize]);
+            assert!(slots.slots.len().is_power_of_two());
+            assert!(slots.len * 4 <= slots.slots.len() * 3);
+        }
+        for (local, &hash) in hashes.iter().enumerate() {
+            assert_eq!(slots.find(hash, |l| l == local as u32), Some(local as u32));
+        }
+        assert_eq!(slots.find(12345, |_| false), None);
     }
 }
