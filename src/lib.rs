@@ -9,6 +9,10 @@
 //!  OTLP metrics ─► (Prometheus OTLP translation) ─► metric batch ─────► remote_write targets
 //!  Loki push, OTLP logs (Loki's mapping) ─► log batch ────────────────► loki targets
 //!  OTLP traces, Zipkin (Collector's mapping) ─► trace batch ──────────► otlp targets
+//!
+//!  route: every batch ─► storage WAL record (then 2xx) ─► head (all-in-one, aggregator)
+//!                                                    └─► targets, tracked per WAL position
+//!  head ─(every block_duration)─► Parquet blocks ─► spool ─► bucket ─► compactor (5m, 1h, expiry)
 //! ```
 //!
 //! * [`error`]     the error kinds every stage shares (status mapping lives in `server`).
@@ -20,8 +24,8 @@
 //! * [`route`]     fan-out of each signal's batches to its forward targets, all or nothing.
 //! * [`sinks`]     forward outputs on one queue machinery (batching, sharding, retries):
 //!   remote-write 1.0/2.0, Loki push, OTLP gRPC/HTTP.
-//! * [`storage`]   the WAL format (segments, CRC32C records, replay with tail repair); not yet
-//!   wired in front of acknowledgements.
+//! * [`storage`]   WAL in front of every acknowledgement (records, per-consumer positions,
+//!   replay, repair), the head, Parquet blocks, the object-store bucket, compaction and tiers.
 //! * [`telemetry`] logging setup and the one catalog of Strata's own metrics.
 //! * [`server`]    the HTTP routers (main and OTLP/HTTP) and the single error → status mapping;
 //!   the OTLP/gRPC services live in `ingest::otlp::grpc`.

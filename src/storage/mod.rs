@@ -7,12 +7,16 @@
 //!                 └─► forward targets (positions per destination)      compactor: merge, 5m, 1h, expire
 //! ```
 //!
-//! * [`wal`]    segment format, replay, tail repair.
-//! * [`record`] what a WAL record holds for each signal.
-//! * [`head`]   metrics (series index with postings, compressed chunks), log streams, traces.
-//! * [`block`]  the Parquet schemas (`docs/storage-format.md`): encode and decode.
-//! * [`bucket`] object keys, `meta.json`, upload (multipart), listing, the lease.
-//! * [`compact`] tiers: merge, downsample (count, sum, min, max, counter), retention.
+//! * [`wal`]       segment format, replay, tail repair.
+//! * [`record`]    what a WAL record holds for each signal.
+//! * [`durable`]   the WAL writer (fsync policy, group commit, size limit) and its gate.
+//! * [`positions`] per-consumer acknowledged positions and the positions file.
+//! * [`head`]      metrics (series index with postings, compressed chunks), log streams, traces.
+//! * [`store`]     the head's generations, cuts into blocks, the local spool, uploads.
+//! * [`block`]     the Parquet schemas (`docs/storage-format.md`): encode and decode.
+//! * [`bucket`]    object keys, `meta.json`, upload (multipart), listing, the CLI.
+//! * [`compact`]   tiers: merge, downsample (count, sum, min, max, counter), retention, lease.
+//! * [`tiers`]     the compactor over a real bucket and its lease-guarded loop.
 //!
 //! The types below are how those parts hand data to each other.
 
