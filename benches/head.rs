@@ -390,7 +390,11 @@ fn select(c: &mut Criterion) {
 criterion_group!(benches, append, select);
 
 fn main() {
-    if std::env::var_os("STRATA_SKIP_MEMORY").is_none() {
+    // `cargo bench` passes `--bench`; `cargo test --all-targets` runs this binary without it
+    // (a quick smoke run of each benchmark), where building 1 M series unoptimised would take
+    // minutes.
+    let benchmarking = std::env::args().any(|arg| arg == "--bench");
+    if benchmarking && std::env::var_os("STRATA_SKIP_MEMORY").is_none() {
         memory_report();
     }
     benches();
