@@ -46,6 +46,7 @@ fn metrics_raw_schema_v1_is_pinned() {
             ("timestamp_ms", "Int64", false),
             ("value", "Float64", true),
             ("histogram", "Binary", true),
+            ("value_int", "Int64", true),
         ])
     );
 }

@@ -364,3 +364,35 @@ fn trace_lookup_skips_row_groups() {
     assert_eq!(found.len(), 4);
     assert!(find_trace(block.data, &[0xff; 16]).unwrap().is_empty());
 }
+
+#[test]
+fn integer_and_float_values_round_trip_bit_for_bit() {
+    let limit = (1u64 << 53) as f64;
+    let values = [
+        0.0,
+        -0.0,
+        3.0,
+        -7.0,
+        1.5,
+        limit,
+        -limit,
+        limit * 4.0,
+        f64::INFINITY,
+        f64::NAN,
+        f64::from_bits(crate::model::metrics::STALE_NAN_BITS),
+        1e300,
+    ];
+    let series = vec![SeriesSamples {
+        labels: Labels::from_pairs([("__name__", "edge")]),
+        samples: values
+            .iter()
+            .enumerate()
+            .map(|(i, &value)| Sample { timestamp_ms: i as i64 * 1000, value })
+            .collect(),
+        histograms: Vec::new(),
+    }];
+    let block = encode_metrics(&series).unwrap();
+    let decoded = decode_metrics(block.data).unwrap();
+    let bits = |s: &SeriesSamples| s.samples.iter().map(|p| p.value.to_bits()).collect::<Vec<_>>();
+    assert_eq!(bits(&decoded[0]), bits(&series[0]));
+}
