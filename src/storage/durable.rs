@@ -25,6 +25,7 @@ use std::time::Duration;
 use tokio::sync::{RwLock, RwLockReadGuard};
 
 use super::positions::{PositionsError, PositionsFile, Tracker};
+use super::stopped;
 use super::wal::{Position, Repair, Wal, WalError, WalReader};
 use crate::config::storage::WalConfig;
 use crate::config::FsyncPolicy;
@@ -287,8 +288,3 @@ impl Durable {
 #[cfg(test)]
 #[path = "durable_tests.rs"]
 mod tests;
-
-/// Resolves once `stop` turns true (or its sender is gone).
-async fn stopped(stop: &mut tokio::sync::watch::Receiver<bool>) {
-    let _ = stop.wait_for(|stopped| *stopped).await;
-}

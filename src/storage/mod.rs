@@ -61,6 +61,24 @@ impl StoredSignal {
     pub fn parse(text: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|s| s.as_str() == text)
     }
+
+    /// Position in [`StoredSignal::ALL`] (the index of per-signal metric handles).
+    pub fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// Milliseconds since the Unix epoch (0 if the clock is before it).
+pub(crate) fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or_default()
+}
+
+/// Resolves once `stop` turns true (or its sender is gone); `select!`-friendly (no guard held).
+pub(crate) async fn stopped(stop: &mut tokio::sync::watch::Receiver<bool>) {
+    let _ = stop.wait_for(|stopped| *stopped).await;
 }
 
 /// A resolution tier; its name is the third component of object keys.

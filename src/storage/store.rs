@@ -34,7 +34,9 @@ use super::durable::Durable;
 use super::head::Head;
 use super::positions::{Ack, Tracker};
 use super::wal::Position;
-use super::{BlockMeta, LogStreamData, SeriesSamples, SpanRecord, StoredSignal, Tier};
+use super::{
+    now_ms, stopped, BlockMeta, LogStreamData, SeriesSamples, SpanRecord, StoredSignal, Tier,
+};
 use crate::config::StorageConfig;
 use crate::model::{LogBatch, MetricBatch, TraceBatch};
 use crate::telemetry::StorageMetrics;
@@ -323,7 +325,7 @@ impl Store {
                 detail: e.to_string(),
             })?;
         self.metrics.block_written(uploaded.signal.as_str(), uploaded.tier.as_str());
-        self.metrics.block_bytes_written[signal_index(uploaded.signal)].inc_by(size);
+        self.metrics.block_bytes_written[uploaded.signal.index()].inc_by(size);
         std::fs::remove_dir_all(entry).map_err(spool_error(entry))?;
         Ok(())
     }
@@ -365,14 +367,6 @@ impl Store {
     }
 }
 
-fn signal_index(signal: StoredSignal) -> usize {
-    match signal {
-        StoredSignal::Metrics => 0,
-        StoredSignal::Logs => 1,
-        StoredSignal::Traces => 2,
-    }
-}
-
 fn until_next_multiple(period: Duration) -> Duration {
     let now =
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
@@ -389,13 +383,6 @@ fn write_synced(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
 
 fn sync_dir(dir: &Path) -> Result<(), StoreError> {
     std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(spool_error(dir))
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or_default()
 }
 
 /// Start of the `block_ms` window holding `timestamp_ms`.
@@ -529,9 +516,4 @@ fn split_spans(all: Vec<SpanRecord>, block_ms: i64) -> BTreeMap<i64, Vec<SpanRec
         windows.entry(window).or_default().push(span);
     }
     windows
-}
-
-/// Resolves once `stop` turns true (or its sender is gone).
-async fn stopped(stop: &mut tokio::sync::watch::Receiver<bool>) {
-    let _ = stop.wait_for(|stopped| *stopped).await;
 }

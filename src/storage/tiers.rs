@@ -15,7 +15,9 @@ use super::bucket::{new_block_id, BlockFilter, Bucket, BucketError};
 use super::compact::lease::Lease;
 use super::compact::plan::Policy;
 use super::compact::{BlockIo, Compactor, NewBlock};
-use super::{BlockMeta, LogStreamData, SeriesAggr, SeriesSamples, SpanRecord, StoredSignal};
+use super::{
+    now_ms, stopped, BlockMeta, LogStreamData, SeriesAggr, SeriesSamples, SpanRecord, StoredSignal,
+};
 use crate::config::StorageConfig;
 use crate::telemetry::StorageMetrics;
 
@@ -100,8 +102,7 @@ impl BucketIo {
             .put_block(meta, vec![(DATA_FILE.to_owned(), encoded.data)], tier_objects)
             .await?;
         self.metrics.block_written(written.signal.as_str(), written.tier.as_str());
-        let index = StoredSignal::ALL.iter().position(|s| *s == signal).unwrap_or(0);
-        self.metrics.block_bytes_written[index].inc_by(size);
+        self.metrics.block_bytes_written[signal.index()].inc_by(size);
         Ok(written)
     }
 }
@@ -175,13 +176,6 @@ impl BlockIo for BucketIo {
     }
 }
 
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or_default()
-}
-
 /// A name for this process in the lease: host name and process id.
 fn holder() -> String {
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
@@ -212,7 +206,7 @@ pub async fn run(
     loop {
         tokio::select! {
             _ = tick.tick() => {}
-            _ = stop.wait_for(|stopped| *stopped) => break,
+            () = stopped(&mut stop) => break,
         }
         match lease.try_acquire(now_ms()).await {
             Ok(true) => holding = true,
