@@ -1,0 +1,1 @@
+//! Runner of Prometheus `promqltest` scripts (`strata test promql`). (Being written: issue 5.)
