@@ -37,6 +37,7 @@ pub mod config;
 pub mod error;
 pub mod ingest;
 pub mod model;
+pub mod notifier;
 pub mod promql;
 pub mod relabel;
 pub mod route;
