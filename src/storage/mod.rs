@@ -26,6 +26,7 @@ pub mod compact;
 pub mod durable;
 pub mod head;
 pub mod positions;
+pub mod query;
 pub mod record;
 pub mod store;
 pub mod tiers;

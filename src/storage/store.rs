@@ -153,6 +153,11 @@ impl Store {
         self.resume
     }
 
+    /// The tenant metric series are stored under.
+    pub fn metrics_tenant(&self) -> &str {
+        &self.metrics_tenant
+    }
+
     pub fn bucket(&self) -> &Arc<Bucket> {
         &self.bucket
     }
