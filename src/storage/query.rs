@@ -30,7 +30,7 @@ use super::block::{self, DATA_FILE};
 use super::bucket::{BlockFilter, Bucket};
 use super::compact::plan::visible;
 use super::head::matcher::matches_all;
-use super::head::{LabelMatcher, MatchOp};
+use super::head::{LabelMatcher, MatchOp, MetricsHead};
 use super::store::Store;
 use super::{AggrPoint, BlockMeta, SeriesSamples, StoredSignal, Tier};
 use crate::model::labels::{Labels, METRIC_NAME};
@@ -296,6 +296,37 @@ impl Queryable for StoredMetrics {
     ) -> Result<Vec<Labels>, QueryError> {
         let hints = SelectHints { start_ms, end_ms, ..SelectHints::default() };
         Ok(self.collect(matchers, &hints)?.into_keys().collect())
+    }
+}
+
+/// The head alone (no blocks): what benchmarks and tests query directly.
+impl Queryable for super::head::MetricsHead {
+    fn select(
+        &self,
+        matchers: &[LabelMatcher],
+        hints: &SelectHints,
+    ) -> Result<Vec<Series>, QueryError> {
+        Ok(MetricsHead::select(self, matchers, hints.start_ms, hints.end_ms)
+            .into_iter()
+            .map(|s| Series {
+                labels: s.labels,
+                points: s.samples.iter().map(|s| Point { t: s.timestamp_ms, v: s.value }).collect(),
+            })
+            .filter(|s| !s.points.is_empty())
+            .collect())
+    }
+
+    fn series(
+        &self,
+        matchers: &[LabelMatcher],
+        start_ms: i64,
+        end_ms: i64,
+    ) -> Result<Vec<Labels>, QueryError> {
+        Ok(MetricsHead::select(self, matchers, start_ms, end_ms)
+            .into_iter()
+            .filter(|s| !s.samples.is_empty())
+            .map(|s| s.labels)
+            .collect())
     }
 }
 
