@@ -801,3 +801,6 @@ fn system_time_ms(time: SystemTime) -> i64 {
         Err(before) => -duration_ms(before.duration()),
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -70,7 +70,11 @@ impl Fold {
             match self {
                 Self::Sum | Self::Avg => acc.value = v,
                 Self::Min | Self::Max => acc.value = v,
-                Self::Stddev | Self::Stdvar => acc.mean = v,
+                Self::Stddev | Self::Stdvar => {
+                    acc.mean = v;
+                    // Prometheus starts the sum of squares at NaN for a non-finite first value.
+                    acc.value = if v.is_finite() { 0.0 } else { f64::NAN };
+                }
                 Self::Count | Self::Group => {}
             }
             return;

@@ -359,13 +359,8 @@ fn vector_vector(
             let Some((oi, one_value)) = slots[step] else {
                 continue;
             };
-            let (l, r) = if swapped { (one_value, p.v) } else { (p.v, one_value) };
-            let (mut value, keep) = op.apply(l, r);
-            if return_bool {
-                value = f64::from(u8::from(keep));
-            } else if !keep {
-                continue;
-            }
+            // Checked before comparisons filter: Prometheus reports the ambiguity even when
+            // the comparison would drop every sample.
             if one_to_one {
                 let seen = matched.entry(sig.as_slice()).or_insert_with(|| vec![false; n]);
                 if seen[step] {
@@ -374,6 +369,13 @@ fn vector_vector(
                     ));
                 }
                 seen[step] = true;
+            }
+            let (l, r) = if swapped { (one_value, p.v) } else { (p.v, one_value) };
+            let (mut value, keep) = op.apply(l, r);
+            if return_bool {
+                value = f64::from(u8::from(keep));
+            } else if !keep {
+                continue;
             }
             let index = match by_pair.get(&(mi, oi)) {
                 Some(&index) => index,
