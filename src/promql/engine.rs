@@ -532,12 +532,15 @@ impl<'a> Evaluator<'a> {
         let mut args = Vec::with_capacity(call.args.args.len());
         // Drop-name flags of the first vector or range argument, for functions that keep them.
         let mut input_flags: Option<(Vec<Labels>, Vec<bool>)> = None;
+        let mut seen_series_arg = false;
         for arg in &call.args.args {
             let saved_hint = self.hint_func.replace(name);
             let evaluated = self.call_arg(arg, steps);
             self.hint_func = saved_hint;
             let (fn_arg, flags) = evaluated?;
-            if input_flags.is_none() {
+            let holds_series = matches!(fn_arg, FnArg::Vector(_) | FnArg::Range(_));
+            if holds_series && !seen_series_arg {
+                seen_series_arg = true;
                 input_flags = flags;
             }
             args.push(fn_arg);
@@ -557,8 +560,8 @@ impl<'a> Evaluator<'a> {
         })
     }
 
-    /// One evaluated function argument, and (for vectors and ranges) its series' labels and
-    /// drop-name flags.
+    /// One evaluated function argument, and (for vectors and ranges with a flagged series) its
+    /// series' labels and drop-name flags.
     #[allow(clippy::type_complexity)]
     fn call_arg(
         &mut self,
@@ -571,17 +574,23 @@ impl<'a> Evaluator<'a> {
             _ => None,
         };
         if let Some(range) = range {
-            let labels = range.arg.series.iter().map(|s| s.labels.clone()).collect();
-            return Ok((FnArg::Range(range.arg), Some((labels, range.drop_name))));
+            let flags = range.drop_name.iter().any(|&f| f).then(|| {
+                let labels = range.arg.series.iter().map(|s| s.labels.clone()).collect();
+                (labels, range.drop_name)
+            });
+            return Ok((FnArg::Range(range.arg), flags));
         }
         Ok(match self.eval(arg, steps)? {
             Val::Scalar(values) => (FnArg::Scalar(values), None),
             Val::String(s) => (FnArg::String(s), None),
             Val::Vector(series) => {
-                let labels = series.iter().map(|s| s.labels.clone()).collect();
-                let flags = series.iter().map(|s| s.drop_name).collect();
+                // Labels are copied only when some flag needs carrying over.
+                let flags = series.iter().any(|s| s.drop_name).then(|| {
+                    let labels = series.iter().map(|s| s.labels.clone()).collect();
+                    (labels, series.iter().map(|s| s.drop_name).collect())
+                });
                 let plain = series.into_iter().map(VSeries::into_series).collect();
-                (FnArg::Vector(plain), Some((labels, flags)))
+                (FnArg::Vector(plain), flags)
             }
         })
     }
