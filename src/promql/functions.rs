@@ -61,6 +61,9 @@ pub struct FnCtx<'a> {
     pub steps: Steps,
     /// The call's unevaluated arguments (`absent` derives labels from a selector's matchers).
     pub args: &'a [Box<Expr>],
+    /// The query's text (or the printed expression when evaluated from an AST), for the
+    /// ` (line:col)` positions of annotations: see [`crate::promql::engine::annotation_position`].
+    pub query: &'a str,
 }
 
 /// Calls function `name` (already checked by the parser for arity and types).

@@ -370,7 +370,7 @@ fn selector_matches(
 
 /// `promql.AtModifierUnsafeFunctions`: results depend on the evaluation time itself.
 fn has_at_unsafe_function(expr: &Expr) -> bool {
-    const UNSAFE: [&str; 11] = [
+    const UNSAFE: [&str; 15] = [
         "days_in_month",
         "day_of_month",
         "day_of_week",
@@ -382,6 +382,11 @@ fn has_at_unsafe_function(expr: &Expr) -> bool {
         "predict_linear",
         "time",
         "timestamp",
+        // The query's own bounds (Prometheus skips queries using them here too).
+        "start",
+        "end",
+        "range",
+        "step",
     ];
     match expr {
         Expr::Aggregate(e) => {

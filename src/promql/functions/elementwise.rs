@@ -32,6 +32,19 @@ pub(super) fn call(
     }
     let result = match name {
         "pi" => StepValue::Scalar(vec![std::f64::consts::PI; steps.len()]),
+        // The query's own bounds (experimental in Prometheus); an instant query has step 0.
+        "step" => {
+            let step = if steps.start == steps.end { 0.0 } else { steps.step as f64 / 1000.0 };
+            StepValue::Scalar(vec![step; steps.len()])
+        }
+        "range" => StepValue::Scalar(vec![(steps.end - steps.start) as f64 / 1000.0; steps.len()]),
+        "start" => StepValue::Scalar(vec![steps.start as f64 / 1000.0; steps.len()]),
+        "end" => StepValue::Scalar(vec![steps.end as f64 / 1000.0; steps.len()]),
+        "min_of" | "max_of" => {
+            let (a, b) = (args.scalar(0)?, args.scalar(1)?);
+            let f = if name == "min_of" { go_min } else { go_max };
+            StepValue::Scalar(a.iter().zip(b).map(|(&x, &y)| f(x, y)).collect())
+        }
         "time" => StepValue::Scalar(steps.times().map(|t| t as f64 / 1000.0).collect()),
         "timestamp" => {
             let series = args.vector(0)?;

@@ -33,11 +33,17 @@ pub(super) fn call(
                 value
             });
             for name in forced {
-                annotations.info(format!(
-                    "PromQL info: input to histogram_quantile needed to be fixed for monotonicity (see https://prometheus.io/docs/prometheus/latest/querying/functions/#histogram_quantile) for metric name {name:?}"
-                ));
+                annotations.info(forced_monotonicity_info(&name));
             }
             out
+        }
+        "histogram_quantiles" => {
+            let series = args.vector(0)?;
+            let label = args.string(1)?.to_owned();
+            let quantiles: Vec<Vec<f64>> = (2..args.len())
+                .map(|i| args.scalar(i).map(<[f64]>::to_vec))
+                .collect::<Result<_, _>>()?;
+            histogram_quantiles(series, &label, &quantiles, ctx, annotations)
         }
         "histogram_fraction" => {
             let (lower, upper) = (args.scalar(0)?.to_vec(), args.scalar(1)?.to_vec());
@@ -54,6 +60,62 @@ pub(super) fn call(
         _ => return Ok(None),
     };
     Ok(Some(StepValue::Vector(result)))
+}
+
+/// `histogram_quantiles(v, "label", q1, q2, …)`: one output series per quantile, told apart by
+/// `label` set to the quantile (`0.0`, `0.25`, `1.0`, `NaN`).
+fn histogram_quantiles(
+    series: Vec<Series>,
+    label: &str,
+    quantiles: &[Vec<f64>],
+    ctx: &FnCtx<'_>,
+    annotations: &mut Annotations,
+) -> Vec<Series> {
+    for q in quantiles {
+        if let Some(bad) = q.iter().find(|q| q.is_nan() || !(0.0..=1.0).contains(*q)) {
+            annotations.warn(invalid_quantile_warning(*bad));
+        }
+    }
+    let mut out: Vec<Series> = Vec::new();
+    let mut forced_names = Vec::new();
+    for q in quantiles {
+        let mut labelled: Vec<(Labels, Point)> = Vec::new();
+        let groups = per_histogram(series.clone(), ctx, annotations, |i, buckets, labels| {
+            let (value, forced) = bucket_quantile(q[i], buckets);
+            if forced {
+                forced_names.push(labels.metric_name().unwrap_or("").to_owned());
+            }
+            value
+        });
+        for group in groups {
+            for point in group.points {
+                let Some(i) = ctx.steps.index(point.t) else { continue };
+                let mut builder = group.labels.builder();
+                builder.set(label, format!("{:?}", q[i]));
+                labelled.push((builder.build(), point));
+            }
+        }
+        for (labels, point) in labelled {
+            // A label set seen twice at one step stays two series: the engine reports it.
+            match out
+                .iter_mut()
+                .find(|s| s.labels == labels && s.points.iter().all(|p| p.t != point.t))
+            {
+                Some(existing) => existing.points.push(point),
+                None => out.push(Series { labels, points: vec![point] }),
+            }
+        }
+    }
+    for name in forced_names {
+        annotations.info(forced_monotonicity_info(&name));
+    }
+    out
+}
+
+fn forced_monotonicity_info(name: &str) -> String {
+    format!(
+        "PromQL info: input to histogram_quantile needed to be fixed for monotonicity (see https://prometheus.io/docs/prometheus/latest/querying/functions/#histogram_quantile) for metric name {name:?}"
+    )
 }
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -235,7 +297,14 @@ fn bucket_fraction(lower: f64, upper: f64, buckets: &mut Vec<Bucket>) -> f64 {
         if upper_rank.is_none() && bucket_lower >= upper {
             upper_rank = Some(rank);
         }
-        let interpolate = |v: f64| rank + count * (v - bucket_lower) / (b.upper - bucket_lower);
+        // A bucket of infinite width contributes nothing between finite bounds.
+        let interpolate = |v: f64| {
+            if bucket_lower == f64::NEG_INFINITY {
+                b.count
+            } else {
+                rank + count * (v - bucket_lower) / (b.upper - bucket_lower)
+            }
+        };
         if lower_rank.is_none() && bucket_lower < lower && b.upper > lower {
             lower_rank = Some(interpolate(lower));
         }

@@ -143,6 +143,10 @@ pub(super) fn call(
         }
         "mad_over_time" => per_window(&args.range(0)?, &ctx.steps, |_, points, _| {
             nonempty(points).map(|points| {
+                // A NaN sample makes the result NaN rather than being dropped.
+                if points.iter().any(|p| p.v.is_nan()) {
+                    return f64::NAN;
+                }
                 let mut values: Vec<f64> = points.iter().map(|p| p.v).collect();
                 let median = quantile(0.5, &mut values);
                 let mut deviations: Vec<f64> = values.iter().map(|v| (v - median).abs()).collect();
