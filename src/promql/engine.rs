@@ -111,7 +111,7 @@ impl Engine {
         query: Option<&str>,
     ) -> Result<QueryResult, QueryError> {
         let steps = Steps::instant(time_ms);
-        let mut ev = Evaluator::new(storage, &self.options, steps, query);
+        let mut ev = Evaluator::new(storage, &self.options, steps, query, expr);
         let value = match unwrap_parens(expr) {
             Expr::MatrixSelector(ms) => {
                 let range = ev.matrix_selector(ms, steps)?;
@@ -175,7 +175,7 @@ impl Engine {
         if steps.end < steps.start {
             return Err(QueryError::bad_data("end timestamp must not be before start time"));
         }
-        let mut ev = Evaluator::new(storage, &self.options, steps, query);
+        let mut ev = Evaluator::new(storage, &self.options, steps, query, expr);
         let value = match unwrap_parens(expr) {
             Expr::MatrixSelector(_) | Expr::Subquery(_) => {
                 return Err(QueryError::bad_data(
@@ -260,8 +260,8 @@ pub(crate) struct Evaluator<'a> {
     pub(crate) annotations: Annotations,
     /// The function whose argument is being evaluated, passed to storage as a hint.
     hint_func: Option<&'static str>,
-    /// The query's text, when known, for the positions annotations carry.
-    query_text: Option<String>,
+    /// The query's text (or the printed expression), for the positions annotations carry.
+    pub(crate) query_text: String,
 }
 
 impl<'a> Evaluator<'a> {
@@ -270,6 +270,7 @@ impl<'a> Evaluator<'a> {
         options: &'a EngineOptions,
         steps: Steps,
         query: Option<&str>,
+        expr: &Expr,
     ) -> Self {
         Self {
             storage,
@@ -279,7 +280,7 @@ impl<'a> Evaluator<'a> {
             deadline: Instant::now() + options.timeout,
             annotations: Annotations::default(),
             hint_func: None,
-            query_text: query.map(str::to_owned),
+            query_text: query.map_or_else(|| expr.to_string(), str::to_owned),
         }
     }
 
@@ -549,7 +550,7 @@ impl<'a> Evaluator<'a> {
             ("label_replace" | "label_join", Some(FnArg::String(dst))) => Some(dst.clone()),
             _ => None,
         };
-        let ctx = FnCtx { steps, args: &call.args.args };
+        let ctx = FnCtx { steps, args: &call.args.args, query: &self.query_text };
         let result = functions::call(name, args, &ctx, &mut self.annotations)?;
         Ok(match result {
             StepValue::Scalar(values) => Val::Scalar(values),
@@ -758,6 +759,19 @@ pub(crate) fn without_name(labels: &Labels) -> Labels {
     Labels::from_sorted_unchecked(
         labels.iter().filter(|l| l.name != METRIC_NAME).cloned().collect(),
     )
+}
+
+/// ` (line:col)` of `expr`'s text in `query` (1-based, as Prometheus appends to annotation
+/// messages); empty if the text is not found. The AST carries no positions, so this finds the
+/// first occurrence of the printed expression.
+pub fn annotation_position(query: &str, expr: &Expr) -> String {
+    let text = expr.to_string();
+    let Some(at) = query.find(&text) else {
+        return String::new();
+    };
+    let line = query[..at].matches('\n').count() + 1;
+    let line_start = query[..at].rfind('\n').map_or(0, |i| i + 1);
+    format!(" ({line}:{})", query[line_start..at].chars().count() + 1)
 }
 
 pub(crate) fn unwrap_parens(expr: &Expr) -> &Expr {

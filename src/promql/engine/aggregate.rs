@@ -21,7 +21,7 @@ use promql_parser::parser::{AggregateExpr, LabelModifier};
 
 use crate::model::labels::{Label, Labels, METRIC_NAME};
 
-use super::{Evaluator, VSeries, Val};
+use super::{annotation_position, Evaluator, VSeries, Val};
 use crate::promql::value::{Point, QueryError, Steps};
 
 /// The running state of one group at one step.
@@ -293,7 +293,11 @@ impl Evaluator<'_> {
             "quantile" => {
                 for &q in &param {
                     if q.is_nan() || !(0.0..=1.0).contains(&q) {
-                        let position = self.position_of(agg.param.as_deref());
+                        let position = agg
+                            .param
+                            .as_deref()
+                            .map(|p| annotation_position(&self.query_text, p))
+                            .unwrap_or_default();
                         self.annotations.warn(format!(
                             "PromQL warning: quantile value should be between 0 and 1, got {}{position}",
                             format_value(q)
@@ -470,21 +474,6 @@ impl Evaluator<'_> {
             }
         }
         Ok(out)
-    }
-
-    /// ` (line:column)` of an expression's text in the query, as Prometheus appends to
-    /// annotations; empty when the query text is unknown.
-    fn position_of(&self, expr: Option<&promql_parser::parser::Expr>) -> String {
-        let (Some(query), Some(expr)) = (self.query_text.as_deref(), expr) else {
-            return String::new();
-        };
-        let text = expr.to_string();
-        let Some(at) = query.find(&text) else {
-            return String::new();
-        };
-        let line = query[..at].matches('\n').count() + 1;
-        let line_start = query[..at].rfind('\n').map_or(0, |i| i + 1);
-        format!(" ({line}:{})", query[line_start..at].chars().count() + 1)
     }
 }
 

@@ -234,3 +234,13 @@ fn scalars_and_strings() {
     let range = matrix(e.range_query(&s, "-1", 0, MIN, MIN).unwrap());
     assert_eq!(range[0].points, vec![Point { t: 0, v: -1.0 }, Point { t: MIN, v: -1.0 }]);
 }
+
+#[test]
+fn annotation_positions_are_one_based_line_and_column() {
+    let query = "histogram_quantile(0.8,\n  series)";
+    let expr = parse(query).unwrap();
+    let Expr::Call(call) = &expr else { panic!("a call") };
+    assert_eq!(annotation_position(query, &call.args.args[0]), " (1:20)");
+    assert_eq!(annotation_position(query, &call.args.args[1]), " (2:3)");
+    assert_eq!(annotation_position("other", &call.args.args[1]), "");
+}
