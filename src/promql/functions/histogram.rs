@@ -43,7 +43,7 @@ pub(super) fn call(
             let quantiles: Vec<Vec<f64>> = (2..args.len())
                 .map(|i| args.scalar(i).map(<[f64]>::to_vec))
                 .collect::<Result<_, _>>()?;
-            histogram_quantiles(series, &label, &quantiles, ctx, annotations)
+            histogram_quantiles(&series, &label, &quantiles, ctx, annotations)
         }
         "histogram_fraction" => {
             let (lower, upper) = (args.scalar(0)?.to_vec(), args.scalar(1)?.to_vec());
@@ -65,7 +65,7 @@ pub(super) fn call(
 /// `histogram_quantiles(v, "label", q1, q2, …)`: one output series per quantile, told apart by
 /// `label` set to the quantile (`0.0`, `0.25`, `1.0`, `NaN`).
 fn histogram_quantiles(
-    series: Vec<Series>,
+    series: &[Series],
     label: &str,
     quantiles: &[Vec<f64>],
     ctx: &FnCtx<'_>,
@@ -80,7 +80,7 @@ fn histogram_quantiles(
     let mut forced_names = Vec::new();
     for q in quantiles {
         let mut labelled: Vec<(Labels, Point)> = Vec::new();
-        let groups = per_histogram(series.clone(), ctx, annotations, |i, buckets, labels| {
+        let groups = per_histogram(series.to_vec(), ctx, annotations, |i, buckets, labels| {
             let (value, forced) = bucket_quantile(q[i], buckets);
             if forced {
                 forced_names.push(labels.metric_name().unwrap_or("").to_owned());
