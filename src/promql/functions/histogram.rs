@@ -77,6 +77,7 @@ fn histogram_quantiles(
         }
     }
     let mut out: Vec<Series> = Vec::new();
+    let mut by_labels: HashMap<Labels, Vec<usize>> = HashMap::new();
     let mut forced_names = Vec::new();
     for q in quantiles {
         let mut labelled: Vec<(Labels, Point)> = Vec::new();
@@ -97,12 +98,15 @@ fn histogram_quantiles(
         }
         for (labels, point) in labelled {
             // A label set seen twice at one step stays two series: the engine reports it.
-            match out
-                .iter_mut()
-                .find(|s| s.labels == labels && s.points.iter().all(|p| p.t != point.t))
-            {
-                Some(existing) => existing.points.push(point),
-                None => out.push(Series { labels, points: vec![point] }),
+            let slots = by_labels.entry(labels.clone()).or_default();
+            let free =
+                slots.iter().copied().find(|&k| out[k].points.iter().all(|p| p.t != point.t));
+            match free {
+                Some(k) => out[k].points.push(point),
+                None => {
+                    slots.push(out.len());
+                    out.push(Series { labels, points: vec![point] });
+                }
             }
         }
     }
@@ -156,11 +160,16 @@ fn per_histogram(
     let mut buckets = Vec::new();
     for (labels, members) in groups {
         let mut points = Vec::new();
+        // Points are sorted at step times: one cursor per bucket series walks them once.
+        let mut cursors = vec![0usize; members.len()];
         for i in 0..ctx.steps.len() {
             let t = ctx.steps.time(i);
             buckets.clear();
-            for (upper, s) in &members {
-                if let Some(p) = s.points.iter().find(|p| p.t == t) {
+            for ((upper, s), cursor) in members.iter().zip(cursors.iter_mut()) {
+                while s.points.get(*cursor).is_some_and(|p| p.t < t) {
+                    *cursor += 1;
+                }
+                if let Some(p) = s.points.get(*cursor).filter(|p| p.t == t) {
                     buckets.push(Bucket { upper: *upper, count: p.v });
                 }
             }

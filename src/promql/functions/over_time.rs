@@ -73,23 +73,25 @@ pub(super) fn call(
             let (smoothing, trend) = (args.scalar(1)?.to_vec(), args.scalar(2)?.to_vec());
             let mut error = None;
             let out = per_window(&range, &ctx.steps, |i, points, _| {
-                if points.len() < 2 {
+                // Checked for every series with samples, before the two-sample minimum; a NaN
+                // factor passes the check (as in Prometheus) and makes the result NaN.
+                if points.is_empty() {
                     return None;
                 }
                 let (sf, tf) = (smoothing[i], trend[i]);
-                if sf <= 0.0 || sf >= 1.0 || sf.is_nan() {
+                if sf <= 0.0 || sf >= 1.0 {
                     error.get_or_insert(format!(
                         "invalid smoothing factor. Expected: 0 < sf < 1, got: {sf:.6}"
                     ));
                     return None;
                 }
-                if tf <= 0.0 || tf >= 1.0 || tf.is_nan() {
+                if tf <= 0.0 || tf >= 1.0 {
                     error.get_or_insert(format!(
                         "invalid trend factor. Expected: 0 < tf < 1, got: {tf:.6}"
                     ));
                     return None;
                 }
-                Some(double_exponential_smoothing(points, sf, tf))
+                (points.len() >= 2).then(|| double_exponential_smoothing(points, sf, tf))
             });
             if let Some(message) = error {
                 return Err(QueryError::execution(message));
