@@ -48,8 +48,8 @@ fn promql_conformance_scripts_pass() {
         totals.add(&report);
         report.print(&mut out, verbose).expect("write to memory");
     }
-    println!("{}", String::from_utf8_lossy(&out));
-    println!("promql conformance: {totals}");
+    eprintln!("{}", String::from_utf8_lossy(&out));
+    eprintln!("promql conformance: {totals}");
     assert_eq!(totals.failed, 0, "promql conformance: {totals}");
 }
 
@@ -72,7 +72,7 @@ fn strata_promql_scripts_pass() {
         totals.add(&report);
         report.print(&mut out, true).expect("write to memory");
     }
-    println!("{}", String::from_utf8_lossy(&out));
+    eprintln!("{}", String::from_utf8_lossy(&out));
     assert_eq!(totals.failed, 0, "strata promql scripts: {totals}");
     assert_eq!(totals.skipped, 0);
     assert!(totals.passed > 0);
