@@ -328,6 +328,8 @@ struct Output {
     series: Vec<VSeries>,
     by_pair: HashMap<(usize, usize), usize>,
     by_labels: HashMap<Labels, usize>,
+    /// The last pair and its series: consecutive points of a series usually share it.
+    last: Option<((usize, usize), usize)>,
 }
 
 impl Output {
@@ -340,8 +342,9 @@ impl Output {
         drop_name: bool,
         point: Point,
     ) -> Result<(), QueryError> {
-        let index = match self.by_pair.get(&key) {
-            Some(&index) => index,
+        let cached = self.last.filter(|(last_key, _)| *last_key == key).map(|(_, index)| index);
+        let index = match cached.or_else(|| self.by_pair.get(&key).copied()) {
+            Some(index) => index,
             None => {
                 let labels = labels();
                 let series = &mut self.series;
@@ -353,6 +356,7 @@ impl Output {
                 index
             }
         };
+        self.last = Some((key, index));
         let target = &mut self.series[index];
         if target.points.last().is_some_and(|last| last.t >= point.t) {
             if target.points.iter().any(|q| q.t == point.t) {
@@ -430,7 +434,12 @@ fn vector_vector(
         }
     }
 
-    let mut out = Output { series: Vec::new(), by_pair: HashMap::new(), by_labels: HashMap::new() };
+    let mut out = Output {
+        series: Vec::new(),
+        by_pair: HashMap::new(),
+        by_labels: HashMap::new(),
+        last: None,
+    };
     // Per group, the steps at which some "many" sample matched it.
     let mut matched: Vec<Vec<bool>> = vec![Vec::new(); slots.len()];
     let no_labels = Labels::default();
