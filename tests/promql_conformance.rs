@@ -1,8 +1,9 @@
 //! Runs every Prometheus `promqltest` script of the shared conformance corpus
 //! (`$STRATA_CONFORMANCE_DIR/promql/*.test`, default `../shared/conformance` next to the crate)
 //! through `strata::promql::promqltest`, skipping what `tests/promql-unsupported.yml` lists with
-//! its reasons. Fails if any case that is not skipped fails; without the corpus it fails under
-//! CI (`CI=true`) and otherwise prints why it ran nothing.
+//! its reasons, and Strata's own scripts in `tests/promql/`. Fails if any case that is not
+//! skipped fails; without the corpus it fails under CI (`CI=true`) and otherwise prints why it
+//! ran nothing.
 
 use std::path::PathBuf;
 
@@ -47,7 +48,32 @@ fn promql_conformance_scripts_pass() {
         totals.add(&report);
         report.print(&mut out, verbose).expect("write to memory");
     }
-    println!("{}", String::from_utf8_lossy(&out));
-    println!("promql conformance: {totals}");
+    eprintln!("{}", String::from_utf8_lossy(&out));
+    eprintln!("promql conformance: {totals}");
     assert_eq!(totals.failed, 0, "promql conformance: {totals}");
+}
+
+/// Strata's own scripts in `tests/promql/` (functions and annotation texts the shared corpus
+/// does not cover); nothing is skipped there.
+#[test]
+fn strata_promql_scripts_pass() {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/promql");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .expect("read tests/promql")
+        .map(|entry| entry.expect("dir entry").path())
+        .filter(|path| path.extension().is_some_and(|ext| ext == "test"))
+        .collect();
+    files.sort();
+    assert!(!files.is_empty(), "no *.test files in {}", dir.display());
+    let mut totals = Totals::default();
+    let mut out = Vec::new();
+    for file in &files {
+        let report = run_file(file, &Unsupported::default());
+        totals.add(&report);
+        report.print(&mut out, true).expect("write to memory");
+    }
+    eprintln!("{}", String::from_utf8_lossy(&out));
+    assert_eq!(totals.failed, 0, "strata promql scripts: {totals}");
+    assert_eq!(totals.skipped, 0);
+    assert!(totals.passed > 0);
 }

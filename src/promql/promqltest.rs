@@ -257,13 +257,14 @@ impl Runner {
             return check(eval, result, eval.start_ms, eval.step_ms);
         }
         let result = self.engine.instant_query(&self.storage, &eval.expr, eval.start_ms);
-        let failed = result.is_err();
         check(eval, result, eval.start_ms, 0)?;
-        if failed {
-            return Ok(());
-        }
+        // The `@` variants must fail too when the query is expected to fail.
         self.check_at_variants(eval)?;
-        if eval.exclude_from_range || eval.is_ordered() || uses_query_context(&eval.expr) {
+        if eval.is_fail()
+            || eval.exclude_from_range
+            || eval.is_ordered()
+            || uses_query_context(&eval.expr)
+        {
             return Ok(());
         }
         self.check_range_mode(eval, &eval.expr, eval.start_ms)

@@ -345,10 +345,8 @@ fn parse_eval(
     if !series.is_empty() {
         eval.expected = Expected::Series(series);
     }
-    // Skip to the end of the block (an expected scalar or fail message ends it early).
-    while i < lines.len() && !lines[i].is_empty() {
-        i += 1;
-    }
+    // An expected scalar or fail message ends the block early: the next line is a command again,
+    // as in Prometheus.
     Ok((i, eval))
 }
 
