@@ -41,7 +41,7 @@ pub struct GroupSpec {
     #[serde(default)]
     pub limit: usize,
     /// Labels added to every rule of the group (a rule's own labels win).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "scalar_map")]
     pub labels: BTreeMap<String, String>,
     #[serde(default)]
     pub rules: Vec<RuleSpec>,
@@ -50,20 +50,51 @@ pub struct GroupSpec {
 /// One `rules[]` entry: a recording rule (`record`) or an alerting rule (`alert`).
 #[derive(Clone, Debug, Default, Deserialize)]
 pub struct RuleSpec {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "optional_scalar")]
     pub record: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "optional_scalar")]
     pub alert: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "scalar")]
     pub expr: String,
     #[serde(default, rename = "for")]
     pub for_duration: Option<PromDuration>,
     #[serde(default)]
     pub keep_firing_for: Option<PromDuration>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "scalar_map")]
     pub labels: BTreeMap<String, String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "scalar_map")]
     pub annotations: BTreeMap<String, String>,
+}
+
+/// YAML scalars (`expr: 1`, `severity: 2`, `x: true`) read as text, as Go's yaml.v3 does for
+/// string fields.
+fn scalar_text(value: serde_yaml::Value) -> Result<String, String> {
+    match value {
+        serde_yaml::Value::String(s) => Ok(s),
+        serde_yaml::Value::Number(n) => Ok(n.to_string()),
+        serde_yaml::Value::Bool(b) => Ok(b.to_string()),
+        serde_yaml::Value::Null => Ok(String::new()),
+        other => Err(format!("cannot unmarshal {other:?} into a string")),
+    }
+}
+
+fn scalar<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {
+    scalar_text(serde_yaml::Value::deserialize(deserializer)?).map_err(serde::de::Error::custom)
+}
+
+fn optional_scalar<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<String>, D::Error> {
+    scalar(deserializer).map(Some)
+}
+
+fn scalar_map<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<BTreeMap<String, String>, D::Error> {
+    let map = Option::<BTreeMap<String, serde_yaml::Value>>::deserialize(deserializer)?;
+    map.unwrap_or_default()
+        .into_iter()
+        .map(|(k, v)| scalar_text(v).map(|text| (k, text)))
+        .collect::<Result<_, _>>()
+        .map_err(serde::de::Error::custom)
 }
 
 impl RuleSpec {
@@ -281,22 +312,23 @@ pub struct DuplicateRule {
     pub labels: Labels,
 }
 
-/// Rules with the same name and labels, over all groups, each duplicate reported once per extra
-/// copy (promtool's `checkDuplicates`: sort, then compare neighbours).
+/// Rules with the same name and labels (group labels included) over all groups, each reported
+/// once however many copies there are (promtool's `checkDuplicates`: sort, compare neighbours).
 pub fn duplicate_rules(rule_file: &RuleFile) -> Vec<DuplicateRule> {
     let mut all: Vec<DuplicateRule> = rule_file
         .groups
         .iter()
-        .flat_map(|g| g.rules.iter())
-        .map(|r| DuplicateRule {
-            metric: r.name().to_owned(),
-            labels: Labels::from_pairs(r.labels.iter().map(|(k, v)| (k.as_str(), v.as_str()))),
+        .flat_map(|g| g.rules.iter().map(move |r| (g, r)))
+        .map(|(g, r)| {
+            let mut labels = g.labels.clone();
+            labels.extend(r.labels.iter().map(|(k, v)| (k.clone(), v.clone())));
+            DuplicateRule { metric: r.name().to_owned(), labels: Labels::from_pairs(labels) }
         })
         .collect();
     all.sort_by(|a, b| a.metric.cmp(&b.metric).then_with(|| a.labels.cmp(&b.labels)));
-    let mut duplicates = Vec::new();
+    let mut duplicates: Vec<DuplicateRule> = Vec::new();
     for pair in all.windows(2) {
-        if pair[0] == pair[1] {
+        if pair[0] == pair[1] && duplicates.last() != Some(&pair[1]) {
             duplicates.push(pair[1].clone());
         }
     }
@@ -353,7 +385,6 @@ mod tests {
         let text = "groups:\n- name: a\n  rules:\n  - record: x\n    expr: up\n  - record: x\n    expr: up\n- name: b\n  rules:\n  - record: x\n    expr: up\n  - record: x\n    expr: up\n    labels: {a: b}\n";
         let file = parse("f.yml", text, false).unwrap();
         let duplicates = duplicate_rules(&file);
-        assert_eq!(duplicates.len(), 2);
-        assert!(duplicates.iter().all(|d| d.metric == "x" && d.labels.is_empty()));
+        assert_eq!(duplicates, [DuplicateRule { metric: "x".into(), labels: Labels::default() }]);
     }
 }
