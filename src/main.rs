@@ -1,5 +1,5 @@
-//! The `strata` command line: `run`, `check config`, `check rules`, `test rules`,
-//! `blocks list|inspect|verify`.
+//! The `strata` command line: `run`, `check config`, `check rules`, `test promql`,
+//! `test rules`, `blocks list|inspect|verify`.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -47,7 +47,7 @@ enum Command {
         #[command(subcommand)]
         what: CheckCommand,
     },
-    /// Run unit tests.
+    /// Run test scripts and rule unit tests.
     Test {
         #[command(subcommand)]
         what: TestCommand,
@@ -172,6 +172,19 @@ enum CheckCommand {
 
 #[derive(Subcommand, Debug)]
 enum TestCommand {
+    /// Run Prometheus `promqltest` scripts; exit 1 if any case fails.
+    Promql {
+        /// Also list skipped cases with their reasons.
+        #[arg(long, short = 'v')]
+        verbose: bool,
+        /// YAML list of unsupported files, rules and cases to skip (each with a reason), e.g.
+        /// tests/promql-unsupported.yml.
+        #[arg(long, value_name = "FILE")]
+        unsupported: Option<PathBuf>,
+        /// Script files (`*.test`).
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
     /// Unit-test rule files in the `promtool test rules` format.
     Rules {
         /// Test files.
@@ -188,6 +201,34 @@ enum TestCommand {
 
 fn exit_code(code: i32) -> ExitCode {
     ExitCode::from(u8::try_from(code).unwrap_or(1))
+}
+
+fn test_promql(verbose: bool, unsupported: Option<&PathBuf>, files: &[PathBuf]) -> ExitCode {
+    use std::io::Write;
+    use strata::promql::promqltest::{run_file, Totals, Unsupported};
+
+    let unsupported = match unsupported.map(|path| Unsupported::load(path)).transpose() {
+        Ok(list) => list.unwrap_or_default(),
+        Err(message) => {
+            eprintln!("strata test promql: {message}");
+            return ExitCode::from(2);
+        }
+    };
+    let mut totals = Totals::default();
+    let mut stdout = std::io::stdout().lock();
+    for file in files {
+        let report = run_file(file, &unsupported);
+        totals.add(&report);
+        if report.print(&mut stdout, verbose).is_err() {
+            return ExitCode::FAILURE;
+        }
+    }
+    let _ = writeln!(stdout, "total: {totals}");
+    if totals.failed > 0 {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
 }
 
 fn load(path: Option<&PathBuf>) -> Result<Config, String> {
@@ -228,6 +269,9 @@ fn main() -> ExitCode {
                 &mut std::io::stderr(),
             );
             exit_code(code)
+        }
+        Command::Test { what: TestCommand::Promql { verbose, unsupported, files } } => {
+            test_promql(verbose, unsupported.as_ref(), &files)
         }
         Command::Check { what: CheckCommand::Config { file } } => match load(Some(&file)) {
             Ok(_) => {
