@@ -82,7 +82,9 @@ fn scalar<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<String, D
     scalar_text(serde_yaml::Value::deserialize(deserializer)?).map_err(serde::de::Error::custom)
 }
 
-fn optional_scalar<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<String>, D::Error> {
+fn optional_scalar<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<String>, D::Error> {
     scalar(deserializer).map(Some)
 }
 

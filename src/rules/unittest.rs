@@ -11,7 +11,8 @@
 //! Output and exit codes are promtool's (`Unit Testing:  FILE`, `  SUCCESS` or `  FAILED:` with
 //! an `exp:`/`got:` diff per failure).
 //!
-//! Native histograms are not supported by the engine: input series written in histogram
+//! Series values are expanded by `promql::promqltest::parse_series_values`. Native histograms
+//! are not supported by the engine: input series written in histogram
 //! notation and expected samples with `histogram:` are skipped and counted, with a note.
 
 use std::collections::BTreeMap;
@@ -24,6 +25,7 @@ use serde::Deserialize;
 
 use crate::config::units::{format_duration, PromDuration};
 use crate::model::labels::{Label, Labels};
+use crate::promql::promqltest::parse_series_values;
 use crate::promql::value::STALE_NAN_BITS;
 use crate::promql::{Engine, MemStorage, Point, QueryError, Queryable, SelectHints, Series};
 use crate::storage::head::LabelMatcher;
@@ -297,7 +299,7 @@ impl Setup<'_> {
                 Ok(labels) => labels,
                 Err(e) => return (vec![format!("    series {:?}: {e}", input.series)], notes),
             };
-            let values = match parse_values(&input.values) {
+            let values = match parse_series_values(&input.values) {
                 Ok(values) => values,
                 Err(e) => return (vec![format!("    series {:?}: {e}", input.series)], notes),
             };
@@ -666,68 +668,6 @@ pub fn parse_series(text: &str) -> Result<Labels, String> {
     Ok(Labels::from_unsorted(labels))
 }
 
-/// Expands promqltest value notation: `1 2 3`, `1+2x3` (1 3 5 7), `5x2` (5 5 5), `_` (no
-/// sample), `_x3` (three missing), `stale`, `Inf`, `NaN`. `None` is a missing sample.
-pub fn parse_values(text: &str) -> Result<Vec<Option<f64>>, String> {
-    let item = Regex::new(r"^([+-]?(?:[0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?|0x[0-9a-fA-F]+|(?i:inf|nan)))(?:([+-])([0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?|(?i:inf|nan)))?(?:x([0-9]+))?$")
-        .map_err(|e| e.to_string())?;
-    let mut out = Vec::new();
-    for word in text.split_whitespace() {
-        if word == "_" {
-            out.push(None);
-            continue;
-        }
-        if let Some(count) = word.strip_prefix("_x") {
-            let n: usize = count.parse().map_err(|_| format!("bad repeat in {word:?}"))?;
-            out.extend(std::iter::repeat_n(None, n));
-            continue;
-        }
-        if word == "stale" {
-            out.push(Some(f64::from_bits(STALE_NAN_BITS)));
-            continue;
-        }
-        let caps = item.captures(word).ok_or_else(|| format!("bad value {word:?}"))?;
-        let start = parse_number(&caps[1]).ok_or_else(|| format!("bad number in {word:?}"))?;
-        let times: usize = match caps.get(4) {
-            Some(n) => n.as_str().parse().map_err(|_| format!("bad repeat in {word:?}"))?,
-            None => 0,
-        };
-        let step = match (caps.get(2), caps.get(3)) {
-            (Some(sign), Some(n)) => {
-                let n =
-                    parse_number(n.as_str()).ok_or_else(|| format!("bad increment in {word:?}"))?;
-                if sign.as_str() == "-" {
-                    -n
-                } else {
-                    n
-                }
-            }
-            _ => 0.0,
-        };
-        if caps.get(2).is_some() && caps.get(4).is_none() {
-            return Err(format!("bad value {word:?}: an increment needs xN"));
-        }
-        for i in 0..=times {
-            out.push(Some(start + step * i as f64));
-        }
-    }
-    Ok(out)
-}
-
-fn parse_number(text: &str) -> Option<f64> {
-    let (negative, body) = match text.strip_prefix('-') {
-        Some(rest) => (true, rest),
-        None => (false, text.strip_prefix('+').unwrap_or(text)),
-    };
-    let value = match body.to_ascii_lowercase().as_str() {
-        "inf" => f64::INFINITY,
-        "nan" => f64::NAN,
-        hex if hex.starts_with("0x") => i64::from_str_radix(&hex[2..], 16).ok()? as f64,
-        _ => body.parse().ok()?,
-    };
-    Some(if negative { -value } else { value })
-}
-
 /// promtool prints durations of eval times as Prometheus durations (`5m`, `1d`, `0s`).
 pub fn prom_duration(ms: i64) -> String {
     format_duration(std::time::Duration::from_millis(ms.max(0) as u64))
@@ -736,20 +676,6 @@ pub fn prom_duration(ms: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn expands_series_notation() {
-        assert_eq!(parse_values("1 2").unwrap(), [Some(1.0), Some(2.0)]);
-        assert_eq!(parse_values("1+2x3").unwrap(), [Some(1.0), Some(3.0), Some(5.0), Some(7.0)]);
-        assert_eq!(parse_values("10-1x1").unwrap(), [Some(10.0), Some(9.0)]);
-        assert_eq!(parse_values("5x2").unwrap(), [Some(5.0); 3]);
-        assert_eq!(parse_values("0 _ _x2 1").unwrap(), [Some(0.0), None, None, None, Some(1.0)]);
-        let stale = parse_values("stale").unwrap();
-        assert_eq!(stale[0].unwrap().to_bits(), STALE_NAN_BITS);
-        assert_eq!(parse_values("-Inf").unwrap(), [Some(f64::NEG_INFINITY)]);
-        assert!(parse_values("1+").is_err());
-        assert!(parse_values("abc").is_err());
-    }
 
     #[test]
     fn parses_series_and_rfc3339() {
