@@ -179,20 +179,23 @@ pub struct AlertingRule {
 }
 
 impl AlertingRule {
-    /// Evaluates at `eval_ms` (`ts - query_offset`) and returns the `ALERTS` and
-    /// `ALERTS_FOR_STATE` samples to write.
+    /// Evaluates at group tick `ts`: the query runs at `ts - query_offset_ms`, which is also
+    /// the time of the returned `ALERTS` and `ALERTS_FOR_STATE` samples; alert state times
+    /// (`activeAt`, `firedAt`, `resolvedAt`) are `ts`, as in Prometheus.
     pub fn eval(
         &mut self,
         query: &RuleQuery<'_>,
         template_query: Option<&QueryFn<'_>>,
-        eval_ms: i64,
+        ts: i64,
+        query_offset_ms: i64,
         limit: usize,
         context: &TemplateContext,
     ) -> Result<Vec<Sample>, String> {
-        let result = query(&self.expr, eval_ms)?;
+        let sample_ms = ts - query_offset_ms;
+        let result = query(&self.expr, sample_ms)?;
         let mut current: HashMap<Labels, ActiveAlert> = HashMap::with_capacity(result.len());
         for sample in result {
-            let alert = self.new_alert(&sample, eval_ms, template_query, context);
+            let alert = self.new_alert(&sample, ts, template_query, context);
             if current.contains_key(&alert.labels) {
                 return Err(
                     "vector contains metrics with the same labelset after applying alert labels"
@@ -225,36 +228,34 @@ impl AlertingRule {
                 let mut keep_firing = false;
                 if alert.state == AlertState::Firing && self.keep_firing_for_ms > 0 {
                     if alert.keep_firing_since_ms == 0 {
-                        alert.keep_firing_since_ms = eval_ms;
+                        alert.keep_firing_since_ms = ts;
                     }
-                    keep_firing = eval_ms - alert.keep_firing_since_ms < self.keep_firing_for_ms;
+                    keep_firing = ts - alert.keep_firing_since_ms < self.keep_firing_for_ms;
                 }
                 if !keep_firing {
                     if alert.state == AlertState::Pending
                         || (alert.resolved_at_ms != 0
-                            && eval_ms - alert.resolved_at_ms > RESOLVED_RETENTION_MS)
+                            && ts - alert.resolved_at_ms > RESOLVED_RETENTION_MS)
                     {
                         to_delete.push(key.clone());
                     }
                     if alert.state != AlertState::Inactive {
                         alert.state = AlertState::Inactive;
-                        alert.resolved_at_ms = eval_ms;
+                        alert.resolved_at_ms = ts;
                     }
                     continue;
                 }
             }
             active_or_pending += 1;
-            if alert.state == AlertState::Pending && eval_ms - alert.active_at_ms >= self.hold_ms {
+            if alert.state == AlertState::Pending && ts - alert.active_at_ms >= self.hold_ms {
                 alert.state = AlertState::Firing;
-                alert.fired_at_ms = eval_ms;
+                alert.fired_at_ms = ts;
             }
             if self.restored {
-                output.push(alerts_sample(&alert.labels, alert.state, eval_ms));
-                output.push(for_state_sample(
-                    &alert.labels,
-                    eval_ms,
-                    alert.active_at_ms as f64 / 1000.0,
-                ));
+                output.push(alerts_sample(&alert.labels, alert.state, sample_ms));
+                // Prometheus writes activeAt in whole seconds.
+                let active_at_seconds = alert.active_at_ms.div_euclid(1000) as f64;
+                output.push(for_state_sample(&alert.labels, sample_ms, active_at_seconds));
             }
         }
         for key in to_delete {
@@ -270,7 +271,7 @@ impl AlertingRule {
     fn new_alert(
         &self,
         sample: &Sample,
-        eval_ms: i64,
+        ts: i64,
         template_query: Option<&QueryFn<'_>>,
         context: &TemplateContext,
     ) -> ActiveAlert {
@@ -301,7 +302,7 @@ impl AlertingRule {
             labels: builder.build(),
             annotations,
             value: sample.v,
-            active_at_ms: eval_ms,
+            active_at_ms: ts,
             fired_at_ms: 0,
             resolved_at_ms: 0,
             last_sent_at_ms: 0,

@@ -137,7 +137,9 @@ impl Group {
             let rule_started = Instant::now();
             let result = match rule {
                 Rule::Recording(r) => r.eval(query, eval_ms, self.limit),
-                Rule::Alerting(r) => r.eval(query, template_query, eval_ms, self.limit, context),
+                Rule::Alerting(r) => {
+                    r.eval(query, template_query, ts, self.query_offset_ms, self.limit, context)
+                }
             };
             let (samples, error) = match result {
                 Ok(samples) => (samples, None),
@@ -163,7 +165,7 @@ impl Group {
             status.health = if status.last_error.is_some() { Health::Err } else { Health::Ok };
             if let Rule::Alerting(r) = rule {
                 let expr = r.expr_text.clone();
-                for alert in r.alerts_to_send(eval_ms, resend_delay_ms, self.interval_ms) {
+                for alert in r.alerts_to_send(ts, resend_delay_ms, self.interval_ms) {
                     to_send.push(AlertToSend { expr: expr.clone(), alert });
                 }
             }

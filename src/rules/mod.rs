@@ -17,11 +17,16 @@
 //! engine runs synchronously, so evaluations run off the async runtime.
 
 pub mod alerting;
+pub mod api;
 pub mod cli;
 pub mod file;
 pub mod group;
+pub mod manager;
 pub mod template;
 pub mod unittest;
+
+pub use api::{BadRulesQuery, RulesQuery};
+pub use manager::{Manager, RulesConfig};
 
 use crate::model::labels::Labels;
 
