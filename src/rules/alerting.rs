@@ -136,7 +136,8 @@ pub struct ActiveAlert {
     pub active_at_ms: i64,
     pub fired_at_ms: i64,
     pub resolved_at_ms: i64,
-    pub last_sent_at_ms: i64,
+    /// When last sent to Alertmanager; `None` before the first send.
+    pub last_sent_at_ms: Option<i64>,
     pub valid_until_ms: i64,
     pub keep_firing_since_ms: i64,
 }
@@ -147,10 +148,13 @@ impl ActiveAlert {
         if self.state == AlertState::Pending {
             return false;
         }
-        if self.resolved_at_ms > self.last_sent_at_ms {
+        let Some(last_sent) = self.last_sent_at_ms else {
+            return true;
+        };
+        if self.resolved_at_ms > last_sent {
             return true;
         }
-        self.last_sent_at_ms + resend_delay_ms < ts
+        last_sent + resend_delay_ms < ts
     }
 }
 
@@ -305,7 +309,7 @@ impl AlertingRule {
             active_at_ms: ts,
             fired_at_ms: 0,
             resolved_at_ms: 0,
-            last_sent_at_ms: 0,
+            last_sent_at_ms: None,
             valid_until_ms: 0,
             keep_firing_since_ms: 0,
         }
@@ -322,7 +326,7 @@ impl AlertingRule {
         let mut out = Vec::new();
         for alert in self.active.values_mut() {
             if alert.needs_sending(ts, resend_delay_ms) {
-                alert.last_sent_at_ms = ts;
+                alert.last_sent_at_ms = Some(ts);
                 alert.valid_until_ms = ts + 4 * delta;
                 out.push(alert.clone());
             }

@@ -10,7 +10,7 @@ use crate::model::labels::Labels;
 
 use super::alerting::{ActiveAlert, AlertState, AlertingRule, Rule};
 use super::manager::Manager;
-use super::template::format::rfc3339;
+use super::template::format::rfc3339_ms;
 
 /// Filters of `/api/v1/rules` (all optional).
 #[derive(Clone, Debug, Default)]
@@ -32,7 +32,7 @@ fn time_text(ms: i64) -> String {
     if ms == 0 {
         return "0001-01-01T00:00:00Z".to_owned();
     }
-    rfc3339(ms as f64 / 1000.0)
+    rfc3339_ms(ms)
 }
 
 fn labels_json(labels: &Labels) -> Value {

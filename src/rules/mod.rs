@@ -22,6 +22,8 @@ pub mod cli;
 pub mod file;
 pub mod group;
 pub mod manager;
+#[cfg(test)]
+mod state_tests;
 pub mod template;
 pub mod unittest;
 

@@ -96,7 +96,11 @@ fn fixed_form(negative: bool, digits: &str, exp: i32) -> String {
 
 /// Go's `time.Time.String()` of a UTC time: `2006-01-02 15:04:05.999999999 +0000 UTC`.
 pub fn go_time(seconds: f64) -> String {
-    let total_nanos = (seconds * 1e9).round() as i128;
+    go_time_nanos((seconds * 1e9).round() as i128)
+}
+
+/// [`go_time`] of an exact time in nanoseconds.
+fn go_time_nanos(total_nanos: i128) -> String {
     let secs = total_nanos.div_euclid(1_000_000_000) as i64;
     let nanos = total_nanos.rem_euclid(1_000_000_000) as u32;
     let days = secs.div_euclid(86_400);
@@ -117,9 +121,9 @@ pub fn go_time(seconds: f64) -> String {
     out
 }
 
-/// RFC 3339 in UTC with the fraction Go's `time.RFC3339Nano` would print.
-pub fn rfc3339(seconds: f64) -> String {
-    let text = go_time(seconds);
+/// RFC 3339 in UTC of a time in milliseconds, with the fraction Go's `time.RFC3339Nano` prints.
+pub fn rfc3339_ms(ms: i64) -> String {
+    let text = go_time_nanos(i128::from(ms) * 1_000_000);
     let (date_time, _) = text.split_once(" +").unwrap_or((&text, ""));
     format!("{}Z", date_time.replacen(' ', "T", 1))
 }
@@ -348,7 +352,7 @@ mod tests {
     fn times_and_durations_print_like_go() {
         assert_eq!(go_time(0.0), "1970-01-01 00:00:00 +0000 UTC");
         assert_eq!(go_time(1_704_067_200.5), "2024-01-01 00:00:00.5 +0000 UTC");
-        assert_eq!(rfc3339(1_704_067_200.0), "2024-01-01T00:00:00Z");
+        assert_eq!(rfc3339_ms(1_704_067_200_000), "2024-01-01T00:00:00Z");
         assert_eq!(go_duration(3661.0), "1h1m1s");
         assert_eq!(go_duration(90.5), "1m30.5s");
         assert_eq!(go_duration(0.0015), "1.5ms");
