@@ -41,6 +41,7 @@ pub mod notifier;
 pub mod promql;
 pub mod relabel;
 pub mod route;
+pub mod rules;
 pub mod server;
 pub mod sinks;
 pub mod storage;

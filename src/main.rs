@@ -1,4 +1,5 @@
-//! The `strata` command line: `run`, `check config`, `test promql`, `blocks list|inspect|verify`.
+//! The `strata` command line: `run`, `check config`, `check rules`, `test promql`,
+//! `test rules`, `blocks list|inspect|verify`.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -11,6 +12,7 @@ use clap::{Parser, Subcommand};
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use strata::config::Config;
+use strata::rules::cli as rules_cli;
 use strata::storage::bucket::{cli as blocks_cli, BlockFilter};
 use strata::storage::{StoredSignal, Tier};
 use strata::telemetry::{self, LogFormat};
@@ -45,7 +47,7 @@ enum Command {
         #[command(subcommand)]
         what: CheckCommand,
     },
-    /// Run test scripts.
+    /// Run test scripts and rule unit tests.
     Test {
         #[command(subcommand)]
         what: TestCommand,
@@ -151,6 +153,21 @@ enum CheckCommand {
         /// YAML config file.
         file: PathBuf,
     },
+    /// Check Prometheus rule files, as `promtool check rules` does.
+    Rules {
+        /// Rule files.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Lint: `duplicate-rules` (default) or `none`.
+        #[arg(long, default_value = "duplicate-rules")]
+        lint: String,
+        /// Make lint findings fail the check (exit 3).
+        #[arg(long)]
+        lint_fatal: bool,
+        /// Ignore unknown fields in the rule files.
+        #[arg(long)]
+        ignore_unknown_fields: bool,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -168,6 +185,22 @@ enum TestCommand {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
+    /// Unit-test rule files in the `promtool test rules` format.
+    Rules {
+        /// Test files.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Only run test groups whose name matches this regex (repeatable).
+        #[arg(long)]
+        run: Vec<String>,
+        /// Ignore unknown fields in the rule files.
+        #[arg(long)]
+        ignore_unknown_fields: bool,
+    },
+}
+
+fn exit_code(code: i32) -> ExitCode {
+    ExitCode::from(u8::try_from(code).unwrap_or(1))
 }
 
 fn test_promql(verbose: bool, unsupported: Option<&PathBuf>, files: &[PathBuf]) -> ExitCode {
@@ -211,6 +244,32 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Blocks { what, bucket } => blocks(&what, bucket),
+        Command::Check {
+            what: CheckCommand::Rules { files, lint, lint_fatal, ignore_unknown_fields },
+        } => {
+            let options = rules_cli::CheckOptions {
+                no_lint: lint == "none",
+                lint_fatal,
+                ignore_unknown_fields,
+            };
+            let code = rules_cli::check_rules(
+                &files,
+                options,
+                &mut std::io::stdout(),
+                &mut std::io::stderr(),
+            );
+            exit_code(code)
+        }
+        Command::Test { what: TestCommand::Rules { files, run, ignore_unknown_fields } } => {
+            let code = rules_cli::test_rules(
+                &files,
+                &run,
+                ignore_unknown_fields,
+                &mut std::io::stdout(),
+                &mut std::io::stderr(),
+            );
+            exit_code(code)
+        }
         Command::Test { what: TestCommand::Promql { verbose, unsupported, files } } => {
             test_promql(verbose, unsupported.as_ref(), &files)
         }
