@@ -1,4 +1,4 @@
-//! The `strata` command line: `run`, `check config`, `blocks list|inspect|verify`.
+//! The `strata` command line: `run`, `check config`, `test promql`, `blocks list|inspect|verify`.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -44,6 +44,11 @@ enum Command {
     Check {
         #[command(subcommand)]
         what: CheckCommand,
+    },
+    /// Run test scripts.
+    Test {
+        #[command(subcommand)]
+        what: TestCommand,
     },
     /// Look at the blocks in a bucket (docs/storage-format.md).
     Blocks {
@@ -148,6 +153,51 @@ enum CheckCommand {
     },
 }
 
+#[derive(Subcommand, Debug)]
+enum TestCommand {
+    /// Run Prometheus `promqltest` scripts; exit 1 if any case fails.
+    Promql {
+        /// Also list skipped cases with their reasons.
+        #[arg(long, short = 'v')]
+        verbose: bool,
+        /// YAML list of unsupported files, rules and cases to skip (each with a reason), e.g.
+        /// tests/promql-unsupported.yml.
+        #[arg(long, value_name = "FILE")]
+        unsupported: Option<PathBuf>,
+        /// Script files (`*.test`).
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+}
+
+fn test_promql(verbose: bool, unsupported: Option<&PathBuf>, files: &[PathBuf]) -> ExitCode {
+    use std::io::Write;
+    use strata::promql::promqltest::{run_file, Totals, Unsupported};
+
+    let unsupported = match unsupported.map(|path| Unsupported::load(path)).transpose() {
+        Ok(list) => list.unwrap_or_default(),
+        Err(message) => {
+            eprintln!("strata test promql: {message}");
+            return ExitCode::from(2);
+        }
+    };
+    let mut totals = Totals::default();
+    let mut stdout = std::io::stdout().lock();
+    for file in files {
+        let report = run_file(file, &unsupported);
+        totals.add(&report);
+        if report.print(&mut stdout, verbose).is_err() {
+            return ExitCode::FAILURE;
+        }
+    }
+    let _ = writeln!(stdout, "total: {totals}");
+    if totals.failed > 0 {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
 fn load(path: Option<&PathBuf>) -> Result<Config, String> {
     let (config, source) = match path {
         Some(path) => (Config::load(path).map_err(|e| e.to_string())?, path.display().to_string()),
@@ -161,6 +211,9 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Blocks { what, bucket } => blocks(&what, bucket),
+        Command::Test { what: TestCommand::Promql { verbose, unsupported, files } } => {
+            test_promql(verbose, unsupported.as_ref(), &files)
+        }
         Command::Check { what: CheckCommand::Config { file } } => match load(Some(&file)) {
             Ok(_) => {
                 eprintln!("{}: ok", file.display());
