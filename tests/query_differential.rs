@@ -305,7 +305,7 @@ async fn strata_answers_dashboard_queries_as_prometheus_does() {
                     v.as_array()
                         .into_iter()
                         .flatten()
-                        .map(|s| labels_of(s))
+                        .map(labels_of)
                         .map(|l| format!("{l:?}"))
                         .collect()
                 };
