@@ -15,6 +15,7 @@ use crate::model::metrics::SeriesMetadata;
 use crate::promql::{Point, QueryError, Queryable, SelectHints, Series};
 use crate::storage::head::{LabelMatcher, MetricsHead};
 use crate::storage::store::Store;
+use crate::storage::SeriesSamples;
 
 /// The store's heads as one [`Queryable`].
 #[derive(Clone, Debug)]
@@ -45,29 +46,34 @@ fn covers(head: &MetricsHead, start_ms: i64, end_ms: i64) -> bool {
     }
 }
 
+/// Series of several heads (newest head first) as one list sorted by labels: the points of
+/// one label set merged in time order, the newest head's point kept at a repeated time.
+fn merge(found: impl IntoIterator<Item = SeriesSamples>) -> Vec<Series> {
+    let mut merged: BTreeMap<Labels, Vec<Point>> = BTreeMap::new();
+    for series in found {
+        let points = merged.entry(series.labels).or_default();
+        points.extend(series.samples.iter().map(|s| Point { t: s.timestamp_ms, v: s.value }));
+    }
+    merged
+        .into_iter()
+        .map(|(labels, mut points)| {
+            // A stable sort keeps the newest head's point first among equal times.
+            points.sort_by_key(|p| p.t);
+            points.dedup_by_key(|p| p.t);
+            Series { labels, points }
+        })
+        .collect()
+}
+
 impl Queryable for HeadQueryable {
     fn select(
         &self,
         matchers: &[LabelMatcher],
         hints: &SelectHints,
     ) -> Result<Vec<Series>, QueryError> {
-        let mut merged: BTreeMap<Labels, Vec<Point>> = BTreeMap::new();
-        self.heads(|head| {
-            for found in head.select(matchers, hints.start_ms, hints.end_ms) {
-                let points = merged.entry(found.labels).or_default();
-                points
-                    .extend(found.samples.iter().map(|s| Point { t: s.timestamp_ms, v: s.value }));
-            }
-        });
-        Ok(merged
-            .into_iter()
-            .map(|(labels, mut points)| {
-                // Newest generation first, and a stable sort: the first of equal times wins.
-                points.sort_by_key(|p| p.t);
-                points.dedup_by_key(|p| p.t);
-                Series { labels, points }
-            })
-            .collect())
+        let mut found = Vec::new();
+        self.heads(|head| found.extend(head.select(matchers, hints.start_ms, hints.end_ms)));
+        Ok(merge(found))
     }
 
     fn series(
@@ -156,5 +162,42 @@ impl MetadataSource for HeadQueryable {
             }
         });
         latest.into_iter().collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::metrics::Sample;
+
+    fn part(name: &str, points: &[(i64, f64)]) -> SeriesSamples {
+        SeriesSamples {
+            labels: Labels::from_pairs([("__name__", name)]),
+            samples: points.iter().map(|&(t, v)| Sample { timestamp_ms: t, value: v }).collect(),
+            histograms: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn heads_merge_by_labels_in_time_order_newest_winning() {
+        let merged = merge([
+            part("b", &[(30, 3.0), (40, 4.0)]),
+            part("a", &[(5, 0.5)]),
+            part("b", &[(10, 1.0), (30, 99.0)]),
+        ]);
+        let shown: Vec<(String, Vec<(i64, f64)>)> = merged
+            .iter()
+            .map(|s| {
+                let name = s.labels.metric_name().unwrap_or_default().to_owned();
+                (name, s.points.iter().map(|p| (p.t, p.v)).collect())
+            })
+            .collect();
+        assert_eq!(
+            shown,
+            [
+                ("a".to_owned(), vec![(5, 0.5)]),
+                ("b".to_owned(), vec![(10, 1.0), (30, 3.0), (40, 4.0)]),
+            ]
+        );
     }
 }
