@@ -188,6 +188,15 @@ async fn every_endpoint_answers_in_prometheus_shapes() {
     let none = data(&strata, "/api/v1/label/job/values", &[("start", "0"), ("end", "1")]).await;
     assert_eq!(none, json!([]), "nothing in the first second of 1970");
 
+    // A request's timeout below the engine's applies: zero times out at once.
+    let (status, body) = get(
+        &strata,
+        "/api/v1/query",
+        &[("query", "rate(http_requests_total[5m])"), ("timeout", "0")],
+    )
+    .await;
+    assert_eq!((status, body["errorType"].as_str()), (503, Some("timeout")), "{body}");
+
     // Metadata from the remote-write family metadata.
     let metadata = data(&strata, "/api/v1/metadata", &[]).await;
     // Strata's remote-write encoder names a counter's family without `_total` (OpenMetrics).
