@@ -69,6 +69,9 @@ async fn serve(config: Config) -> Result<(), AppError> {
         route: pipeline.route.clone(),
         catalog: catalog.clone(),
         ready: ready.clone(),
+        query: pipeline.store.clone().map(|store| {
+            Arc::new(server::query::QueryApi::over_head(store, crate::promql::Engine::default()))
+        }),
     };
     tracing::info!(
         address = %local_address(&main_listener),

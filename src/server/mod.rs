@@ -1,4 +1,4 @@
-//! The one HTTP listener: ingest, operations (and later query) on one axum router, and the single
+//! The one HTTP listener: ingest, operations and query on one axum router, and the single
 //! mapping from error kinds to status codes (`DESIGN.md` §3).
 //!
 //! | path | what |
@@ -10,6 +10,7 @@
 //! | `GET /metrics` | Strata's own metrics (OpenMetrics text) |
 //! | `GET /-/healthy` | 200 while the process runs |
 //! | `GET /-/ready` | 200 once the WAL is replayed and serving, 503 before and while shutting down |
+//! | `GET/POST /api/v1/query`, `/api/v1/query_range`, `/api/v1/series`, `/api/v1/labels`, `GET /api/v1/label/<name>/values`, `/api/v1/metadata`, `/api/v1/query_exemplars`, `/api/v1/format_query`, `/api/v1/status/buildinfo` | the Prometheus query API (`query`) |
 //! | `GET /api/v1/status/storage`, `POST /api/v1/admin/storage/flush` | storage status; cut the head now |
 //!
 //! Error bodies are short lowercase text saying what was wrong and where.
@@ -46,6 +47,8 @@ pub struct AppState {
     pub route: Arc<Route>,
     pub catalog: Arc<Catalog>,
     pub ready: Arc<AtomicBool>,
+    /// The Prometheus query API's engine and data; `None` in roles without storage.
+    pub query: Option<Arc<query::QueryApi>>,
 }
 
 /// The status code for an error kind: the only place this mapping exists.
@@ -80,6 +83,7 @@ impl IntoResponse for IngestError {
 
 mod loki;
 mod otlp;
+pub mod query;
 mod remote_write;
 mod storage;
 mod zipkin;
@@ -145,6 +149,7 @@ pub fn router(state: AppState) -> Router {
         .route("/-/ready", get(ready_handler))
         .route("/api/v1/status/storage", get(storage::status))
         .route("/api/v1/admin/storage/flush", post(storage::flush))
+        .merge(query::routes())
         .fallback(|| async { text(StatusCode::NOT_FOUND, "not found\n".into()) })
         .with_state(state)
 }

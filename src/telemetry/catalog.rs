@@ -114,6 +114,7 @@ pub struct Catalog {
     forward_queue_full: CounterFamily,
     build_info: GaugeFamily,
     storage: super::storage::StorageFamilies,
+    notifier: crate::notifier::NotifierFamilies,
 }
 
 impl std::fmt::Debug for Catalog {
@@ -368,6 +369,7 @@ impl Catalog {
                     GaugeFamily::default()
                 ),
                 storage: super::storage::StorageFamilies::register(&mut r, &mut declared),
+                notifier: crate::notifier::NotifierFamilies::register(&mut r, &mut declared),
                 registry: r,
                 declared: std::collections::BTreeSet::new(),
             };
@@ -403,6 +405,11 @@ impl Catalog {
     /// Handles for the WAL, head, blocks and compactor.
     pub fn storage(&self) -> super::storage::StorageMetrics {
         self.storage.handles()
+    }
+
+    /// Handles for the Alertmanager notifier sending to `alertmanagers` (endpoint URLs).
+    pub fn notifier(&self, alertmanagers: &[String]) -> crate::notifier::NotifierMetrics {
+        self.notifier.handles(alertmanagers)
     }
 
     /// Handles for one ingest protocol (`remote_write_v1`, `remote_write_v2`, `loki_push`,
