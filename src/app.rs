@@ -30,6 +30,8 @@ pub enum AppError {
     Listen { address: String, source: std::io::Error },
     #[error("cannot start the runtime: {0}")]
     Runtime(std::io::Error),
+    #[error("cannot load rules:\n  {}", .0.join("\n  "))]
+    Rules(Vec<String>),
     #[error("http server failed: {0}")]
     Serve(std::io::Error),
 }
@@ -59,6 +61,53 @@ async fn serve(config: Config) -> Result<(), AppError> {
         "" => None,
         address => Some(bind(address).await?),
     };
+    // Query and rules need stored data: every role but the agent.
+    let engine = crate::promql::Engine::new(crate::promql::EngineOptions {
+        default_subquery_step_ms: config.rules.evaluation_interval.get().as_millis() as i64,
+        ..config.query.engine_options()
+    });
+    let stored: Option<Arc<crate::storage::query::StoredMetrics>> =
+        pipeline.store.clone().map(|store| {
+            Arc::new(crate::storage::query::StoredMetrics::new(
+                store,
+                tokio::runtime::Handle::current(),
+            ))
+        });
+    let query = match (&stored, &pipeline.store) {
+        (Some(stored), Some(store)) => Some(Arc::new(server::query::QueryApi {
+            engine: engine.clone(),
+            storage: stored.clone(),
+            metadata: Arc::new(server::query::HeadQueryable::new(store.clone())),
+        })),
+        _ => None,
+    };
+    let notifier = crate::notifier::Notifier::new(
+        &config.alerting,
+        crate::model::labels::Labels::from_pairs(config.rules.external_labels.clone()),
+        catalog.notifier(&config.alerting.endpoint_urls()),
+    )
+    .map_err(|e| AppError::Rules(vec![e.to_string()]))?;
+    let rules = match &stored {
+        Some(stored) => {
+            let manager = crate::rules::Manager::new(
+                config.rules.clone(),
+                engine.clone(),
+                stored.clone(),
+                Arc::new(crate::route::rule_output::RouteSink::new(
+                    pipeline.route.clone(),
+                    tokio::runtime::Handle::current(),
+                )),
+                Arc::new(notifier.clone()),
+            );
+            let loader = manager.clone();
+            tokio::task::spawn_blocking(move || loader.load_configured())
+                .await
+                .map_err(|e| AppError::Rules(vec![e.to_string()]))?
+                .map_err(AppError::Rules)?;
+            Some(manager)
+        }
+        None => None,
+    };
     let state = AppState {
         remote_write: pipeline.remote_write.clone(),
         loki: pipeline.loki.clone(),
@@ -69,9 +118,8 @@ async fn serve(config: Config) -> Result<(), AppError> {
         route: pipeline.route.clone(),
         catalog: catalog.clone(),
         ready: ready.clone(),
-        query: pipeline.store.clone().map(|store| {
-            Arc::new(server::query::QueryApi::over_head(store, crate::promql::Engine::default()))
-        }),
+        query: query.clone(),
+        rules: rules.clone(),
     };
     tracing::info!(
         address = %local_address(&main_listener),
@@ -100,6 +148,23 @@ async fn serve(config: Config) -> Result<(), AppError> {
             catalog.storage(),
             storage_stop_rx.clone(),
         )));
+    }
+    // Rules and notifications stop with the listeners; the notifier sends what is queued.
+    let mut rule_tasks = vec![tokio::spawn(notifier.run(stop_rx.clone()))];
+    if let Some(manager) = rules.clone() {
+        rule_tasks.push(tokio::spawn(reload_on_sighup(manager.clone(), stop_rx.clone())));
+        let ready = ready.clone();
+        let mut stop = stop_rx.clone();
+        rule_tasks.push(tokio::spawn(async move {
+            // Rules read the head: wait until the WAL replay has filled it.
+            while !ready.load(Ordering::Acquire) {
+                if *stop.borrow() {
+                    return;
+                }
+                let _ = tokio::time::timeout(Duration::from_millis(100), stop.changed()).await;
+            }
+            manager.run(stop).await;
+        }));
     }
     let replay_route = pipeline.route.clone();
     let replay_ready = ready.clone();
@@ -161,6 +226,9 @@ async fn serve(config: Config) -> Result<(), AppError> {
     tokio::try_join!(main_server.into_future(), otlp_http_server, grpc_server)
         .map_err(AppError::Serve)?;
 
+    for task in rule_tasks {
+        let _ = task.await;
+    }
     drain(&mut pipeline, config.server.shutdown_timeout.get()).await;
     let _ = storage_stop.send(true);
     for task in upkeep {
@@ -211,6 +279,36 @@ async fn futures_join(handles: Vec<tokio::task::JoinHandle<()>>) {
         if let Err(err) = handle.await {
             tracing::error!(error = %err, "a forward worker failed");
         }
+    }
+}
+
+/// Reloads the rule files on every SIGHUP (as Prometheus does) until shutdown.
+async fn reload_on_sighup(manager: crate::rules::Manager, stop: watch::Receiver<bool>) {
+    #[cfg(unix)]
+    {
+        let mut hangup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        {
+            Ok(signal) => signal,
+            Err(err) => {
+                tracing::error!(error = %err, "cannot listen for SIGHUP");
+                return;
+            }
+        };
+        loop {
+            tokio::select! {
+                _ = hangup.recv() => {
+                    tracing::info!("SIGHUP: reloading rule files");
+                    // Success and failure are both logged by reload_rules.
+                    let _ = server::rules::reload_rules(&manager).await;
+                }
+                () = stopped(stop.clone()) => return,
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = manager;
+        stopped(stop).await;
     }
 }
 

@@ -11,6 +11,7 @@
 //! contract; their names follow Prometheus' `remote_write` / `queue_config` where one exists.
 
 pub mod env;
+pub mod query;
 pub mod signals;
 pub mod storage;
 pub mod units;
@@ -23,6 +24,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::relabel::{NameValidation, RelabelConfig, Relabeler};
+pub use query::QueryConfig;
 pub use signals::{
     Compression, LokiIngestConfig, LokiTarget, OtlpIngestConfig, OtlpLogsConfig, OtlpMetricsConfig,
     OtlpProtocol, OtlpTarget, OtlpTranslationStrategy, ZipkinIngestConfig,
@@ -84,6 +86,9 @@ pub struct Config {
     pub ingest: IngestConfig,
     pub forward: ForwardConfig,
     pub storage: StorageConfig,
+    pub query: QueryConfig,
+    pub rules: crate::rules::RulesConfig,
+    pub alerting: crate::notifier::AlertingConfig,
 }
 
 #[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
@@ -321,6 +326,19 @@ impl Config {
         self.validate_ingest(&mut errors);
         self.validate_forward(&mut errors);
         storage::validate_storage(&self.storage, &mut errors);
+        self.query.validate(&mut errors);
+        if let Err(message) = self.rules.validate("rules") {
+            // The message starts with the path of the offending field.
+            let (path, message) = message.split_once(": ").unwrap_or(("rules", &message));
+            errors.push(ConfigError::new(path, message));
+        }
+        if self.role == Role::Agent && !self.rules.rule_files.is_empty() {
+            errors.push(ConfigError::new(
+                "rules.rule_files",
+                "an agent keeps no data to evaluate rules over; run rules on an aggregator or all-in-one",
+            ));
+        }
+        self.alerting.validate("alerting", &mut errors);
         if errors.is_empty() {
             Ok(())
         } else {
@@ -490,6 +508,13 @@ mod tests {
 
     fn parse(text: &str) -> Result<Config, ConfigErrors> {
         Config::parse(text, "test.yml", &|name| (name == "PASS").then(|| "hunter2".to_owned()))
+    }
+
+    /// `config/all-in-one.yml` claims to spell out the built-in defaults: keep it true.
+    #[test]
+    fn shipped_all_in_one_file_is_the_default() {
+        let text = include_str!("../../config/all-in-one.yml");
+        assert_eq!(parse(text).unwrap(), Config::default());
     }
 
     #[test]

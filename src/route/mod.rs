@@ -20,6 +20,8 @@
 //!
 //! [`Reservation::commit`]: crate::sinks::queue::Reservation::commit
 
+pub mod rule_output;
+
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;

@@ -11,6 +11,8 @@
 //! | `GET /-/healthy` | 200 while the process runs |
 //! | `GET /-/ready` | 200 once the WAL is replayed and serving, 503 before and while shutting down |
 //! | `GET/POST /api/v1/query`, `/api/v1/query_range`, `/api/v1/series`, `/api/v1/labels`, `GET /api/v1/label/<name>/values`, `/api/v1/metadata`, `/api/v1/query_exemplars`, `/api/v1/format_query`, `/api/v1/status/buildinfo` | the Prometheus query API (`query`) |
+//! | `GET /api/v1/rules`, `GET /api/v1/alerts` | rule groups and active alerts (`rules`) |
+//! | `POST /-/reload` | re-read and validate the rule files; a bad file keeps the old rules |
 //! | `GET /api/v1/status/storage`, `POST /api/v1/admin/storage/flush` | storage status; cut the head now |
 //!
 //! Error bodies are short lowercase text saying what was wrong and where.
@@ -49,6 +51,8 @@ pub struct AppState {
     pub ready: Arc<AtomicBool>,
     /// The Prometheus query API's engine and data; `None` in roles without storage.
     pub query: Option<Arc<query::QueryApi>>,
+    /// Rule groups and alerts; `None` in roles without storage.
+    pub rules: Option<crate::rules::Manager>,
 }
 
 /// The status code for an error kind: the only place this mapping exists.
@@ -85,6 +89,7 @@ mod loki;
 mod otlp;
 pub mod query;
 mod remote_write;
+pub mod rules;
 mod storage;
 mod zipkin;
 
@@ -150,6 +155,9 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/status/storage", get(storage::status))
         .route("/api/v1/admin/storage/flush", post(storage::flush))
         .merge(query::routes())
+        .route("/api/v1/rules", get(rules::rules))
+        .route("/api/v1/alerts", get(rules::alerts))
+        .route("/-/reload", post(rules::reload).put(rules::reload))
         .fallback(|| async { text(StatusCode::NOT_FOUND, "not found\n".into()) })
         .with_state(state)
 }
