@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 use super::AppState;
 use crate::rules::{Manager, RulesQuery};
 
-fn json(status: StatusCode, body: serde_json::Value) -> Response {
+fn json(status: StatusCode, body: &serde_json::Value) -> Response {
     let mut response = (status, body.to_string()).into_response();
     response
         .headers_mut()
@@ -18,16 +18,16 @@ fn json(status: StatusCode, body: serde_json::Value) -> Response {
 }
 
 fn error(status: StatusCode, error_type: &str, message: &str) -> Response {
-    json(status, serde_json::json!({"status": "error", "errorType": error_type, "error": message}))
+    json(status, &serde_json::json!({"status": "error", "errorType": error_type, "error": message}))
 }
 
-fn manager(state: &AppState) -> Result<&Manager, Response> {
+fn manager(state: &AppState) -> Result<&Manager, Box<Response>> {
     state.rules.as_ref().ok_or_else(|| {
-        error(
+        Box::new(error(
             StatusCode::SERVICE_UNAVAILABLE,
             "unavailable",
             "this role evaluates no rules (role: agent)",
-        )
+        ))
     })
 }
 
@@ -50,25 +50,25 @@ fn rules_query(raw: Option<&str>) -> RulesQuery {
 pub(super) async fn rules(State(state): State<AppState>, RawQuery(raw): RawQuery) -> Response {
     let manager = match manager(&state) {
         Ok(manager) => manager,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     match manager.rules_json(&rules_query(raw.as_deref())) {
-        Ok(body) => json(StatusCode::OK, body),
+        Ok(body) => json(StatusCode::OK, &body),
         Err(bad) => error(StatusCode::BAD_REQUEST, "bad_data", &bad.0),
     }
 }
 
 pub(super) async fn alerts(State(state): State<AppState>) -> Response {
     match manager(&state) {
-        Ok(manager) => json(StatusCode::OK, manager.alerts_json()),
-        Err(response) => response,
+        Ok(manager) => json(StatusCode::OK, &manager.alerts_json()),
+        Err(response) => *response,
     }
 }
 
 pub(super) async fn reload(State(state): State<AppState>) -> Response {
     let manager = match manager(&state) {
         Ok(manager) => manager.clone(),
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     match reload_rules(&manager).await {
         Ok(()) => (StatusCode::OK, "rules reloaded\n").into_response(),

@@ -54,6 +54,9 @@ impl Weighter<String, Bytes> for ByLength {
     }
 }
 
+/// A block to read and the time intervals earlier choices already serve (skipped in it).
+type PlannedBlock = (BlockMeta, Vec<(i64, i64)>);
+
 /// Stored metrics as a [`Queryable`].
 pub struct StoredMetrics {
     store: Arc<Store>,
@@ -168,12 +171,7 @@ impl StoredMetrics {
 
     /// The blocks to read for `start..=end` at `preferred` tier, each with the intervals an
     /// earlier choice already covers (its points there are skipped).
-    fn plan(
-        &self,
-        start: i64,
-        end: i64,
-        preferred: Tier,
-    ) -> Result<Vec<(BlockMeta, Vec<(i64, i64)>)>, QueryError> {
+    fn plan(&self, start: i64, end: i64, preferred: Tier) -> Result<Vec<PlannedBlock>, QueryError> {
         let metas = self.blocks()?;
         let mut covered = Covered::default();
         let mut chosen = Vec::new();
