@@ -7,6 +7,7 @@
 //! stdout/stderr tails are printed first if the test is failing).
 #![allow(dead_code)]
 
+pub mod alertmanager;
 pub mod clients;
 pub mod moto;
 pub mod otlp;
