@@ -14,8 +14,9 @@
 //! | `GET /api/v1/status/buildinfo` | Strata's version (no `features` map) |
 //!
 //! Parameters and their error texts are in [`params`], the JSON encoding in [`json`].
-//! Queries are evaluated on the blocking pool (the engine is synchronous, STYLE.md rule 6)
-//! within the smaller of the engine's timeout and the request's `timeout`. Ignored as
+//! Queries are evaluated on the blocking pool (the engine is synchronous, STYLE.md rule 6),
+//! at most [`QueryApi::concurrency`] at once (Prometheus' `--query.max-concurrency`, 20), each
+//! within the smaller of the engine's timeout and the request's `timeout`, waiting included. Ignored as
 //! Prometheus' optional extras: `stats`.
 //!
 //! The data comes from a [`Queryable`] and a [`MetadataSource`] in [`QueryApi`]; roles
@@ -34,6 +35,7 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
+use tokio::sync::Semaphore;
 
 pub use head::HeadQueryable;
 use params::{is_label_name, parse_duration, parse_time, ApiError, ErrorType, Params};
@@ -54,19 +56,34 @@ pub trait MetadataSource: Send + Sync {
     fn metadata(&self) -> Vec<(String, SeriesMetadata)>;
 }
 
+/// Queries evaluated at once by default (Prometheus' `--query.max-concurrency`).
+pub const DEFAULT_MAX_CONCURRENCY: usize = 20;
+
 /// What the query endpoints read and evaluate with.
 #[derive(Clone)]
 pub struct QueryApi {
     pub engine: Engine,
     pub storage: Arc<dyn Queryable>,
     pub metadata: Arc<dyn MetadataSource>,
+    /// Permits to evaluate; further queries wait (within their timeout) for one.
+    pub concurrency: Arc<Semaphore>,
 }
 
 impl QueryApi {
+    pub fn new(
+        engine: Engine,
+        storage: Arc<dyn Queryable>,
+        metadata: Arc<dyn MetadataSource>,
+        max_concurrency: usize,
+    ) -> Self {
+        let concurrency = Arc::new(Semaphore::new(max_concurrency.max(1)));
+        Self { engine, storage, metadata, concurrency }
+    }
+
     /// The API over the heads of `store` (blocks in the bucket are not read).
     pub fn over_head(store: Arc<Store>, engine: Engine) -> Self {
         let head = Arc::new(HeadQueryable::new(store));
-        Self { engine, storage: head.clone(), metadata: head }
+        Self::new(engine, head.clone(), head, DEFAULT_MAX_CONCURRENCY)
     }
 }
 
@@ -146,23 +163,37 @@ fn request_engine(api: &QueryApi, params: &Params) -> Result<Engine, ApiError> {
     Ok(Engine::new(options))
 }
 
-/// Evaluates on the blocking pool, bounded by the engine's timeout (plus a grace period).
+/// Evaluates on the blocking pool once a concurrency permit is free, all bounded by the
+/// engine's timeout (plus a grace period for the engine to notice it first).
 async fn evaluate(
+    api: &QueryApi,
     engine: Engine,
-    storage: Arc<dyn Queryable>,
     run: impl FnOnce(&Engine, &dyn Queryable) -> Result<QueryResult, QueryError> + Send + 'static,
 ) -> Result<QueryResult, ApiError> {
     let timeout = engine.options().timeout;
-    let task = tokio::task::spawn_blocking(move || run(&engine, storage.as_ref()));
-    match tokio::time::timeout(timeout + TIMEOUT_GRACE, task).await {
-        Ok(Ok(result)) => result.map_err(query_error),
-        Ok(Err(join)) => Err(ApiError {
-            kind: ErrorType::Internal,
-            message: format!("query evaluation failed: {join}"),
-        }),
+    let storage = api.storage.clone();
+    let concurrency = api.concurrency.clone();
+    let queued_and_run = async move {
+        let Ok(_permit) = concurrency.acquire_owned().await else {
+            return Err(ApiError {
+                kind: ErrorType::Unavailable,
+                message: "query engine is shutting down".into(),
+            });
+        };
+        let task = tokio::task::spawn_blocking(move || run(&engine, storage.as_ref()));
+        match task.await {
+            Ok(result) => result.map_err(query_error),
+            Err(join) => Err(ApiError {
+                kind: ErrorType::Internal,
+                message: format!("query evaluation failed: {join}"),
+            }),
+        }
+    };
+    match tokio::time::timeout(timeout + TIMEOUT_GRACE, queued_and_run).await {
+        Ok(outcome) => outcome,
         Err(_) => Err(ApiError {
             kind: ErrorType::Timeout,
-            message: "query timed out in expression evaluation".into(),
+            message: "query timed out in query queue or expression evaluation".into(),
         }),
     }
 }
@@ -206,10 +237,9 @@ async fn query(
         Err(err) => return fail(&err, &Annotations::default()),
     };
     let text = params.get("query").to_owned();
-    let outcome = evaluate(engine, api.storage.clone(), move |engine, storage| {
-        engine.instant_query(storage, &text, time)
-    })
-    .await;
+    let outcome =
+        evaluate(&api, engine, move |engine, storage| engine.instant_query(storage, &text, time))
+            .await;
     query_response(outcome)
 }
 
@@ -255,7 +285,7 @@ async fn query_range(
         Err(err) => return fail(&err, &Annotations::default()),
     };
     let text = params.get("query").to_owned();
-    let outcome = evaluate(engine, api.storage.clone(), move |engine, storage| {
+    let outcome = evaluate(&api, engine, move |engine, storage| {
         engine.range_query(storage, &text, start, end, step)
     })
     .await;
@@ -509,4 +539,56 @@ async fn buildinfo() -> Response {
     }
     data.push('}');
     ok(&data, &Annotations::default())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::promql::{EngineOptions, MemStorage, Value};
+
+    struct NoMetadata;
+
+    impl MetadataSource for NoMetadata {
+        fn metadata(&self) -> Vec<(String, SeriesMetadata)> {
+            Vec::new()
+        }
+    }
+
+    fn api(max_concurrency: usize) -> QueryApi {
+        let options = EngineOptions { timeout: Duration::ZERO, ..EngineOptions::default() };
+        QueryApi::new(
+            Engine::new(options),
+            Arc::new(MemStorage::new()),
+            Arc::new(NoMetadata),
+            max_concurrency,
+        )
+    }
+
+    #[tokio::test]
+    async fn queries_wait_for_a_permit_within_their_timeout() {
+        let api = api(1);
+        let engine = Engine::new(EngineOptions::default());
+        let result = evaluate(&api, engine.clone(), |engine, storage| {
+            engine.instant_query(storage, "1 + 1", 0)
+        })
+        .await
+        .expect("a free permit");
+        assert_eq!(result.value, Value::Scalar { t: 0, v: 2.0 });
+        // With the only permit taken, a query with a zero timeout gives up after the grace.
+        let _held = api.concurrency.clone().acquire_owned().await.unwrap();
+        let waiting = evaluate(&api, api.engine.clone(), |engine, storage| {
+            engine.instant_query(storage, "1 + 1", 0)
+        })
+        .await
+        .unwrap_err();
+        assert_eq!(waiting.kind, ErrorType::Timeout);
+    }
+
+    #[test]
+    fn parse_errors_name_the_query_parameter() {
+        let err = query_error(QueryError::bad_data("unclosed left parenthesis"));
+        assert_eq!(err.message, "invalid parameter \"query\": unclosed left parenthesis");
+        let err = query_error(QueryError::execution("too many samples"));
+        assert_eq!((err.kind, err.message.as_str()), (ErrorType::Execution, "too many samples"));
+    }
 }
