@@ -13,8 +13,8 @@
 //! | `GET/POST /api/v1/format_query` | the query pretty-printed by `promql-parser` |
 //! | `GET /api/v1/status/buildinfo` | Strata's version (no `features` map) |
 //!
-//! Query evaluation is here; the lookup endpoints are in [`lookup`], parameters and their error
-//! texts in [`params`], the JSON encoding in [`json`], the head-only storage in [`head`].
+//! Query evaluation is here; the lookup endpoints are in `lookup`, parameters and their error
+//! texts in `params`, the JSON encoding in `json`, the head-only storage in `head`.
 //! Queries are evaluated on the blocking pool (the engine is synchronous, STYLE.md rule 6),
 //! at most [`QueryApi::concurrency`] at once (Prometheus' `--query.max-concurrency`, 20), each
 //! within the smaller of the engine's timeout and the request's `timeout`, waiting included.
