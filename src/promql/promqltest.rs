@@ -256,8 +256,8 @@ impl Runner {
             );
             return check(eval, result, eval.start_ms, eval.step_ms);
         }
-        let result = self.engine.instant_query(&self.storage, &eval.expr, eval.start_ms);
-        check(eval, result, eval.start_ms, 0)?;
+        let result = self.engine.instant_query(&self.storage, &eval.expr, eval.eval_ms);
+        check(eval, result, eval.start_ms, eval.step_ms)?;
         // The `@` variants must fail too when the query is expected to fail.
         self.check_at_variants(eval)?;
         if eval.is_fail()
@@ -267,7 +267,7 @@ impl Runner {
         {
             return Ok(());
         }
-        self.check_range_mode(eval, &eval.expr, eval.start_ms)
+        self.check_range_mode(eval, &eval.expr, eval.eval_ms)
             .map_err(|e| format!("range mode: {e}"))
     }
 
@@ -299,12 +299,12 @@ impl Runner {
         if has_at_unsafe_function(&expr) {
             return Ok(());
         }
-        let t = eval.start_ms;
+        let t = eval.eval_ms;
         set_at(&mut expr, t);
         let times = if t == 0 { vec![-1000, 0, 1000] } else { vec![-10 * t, 0, t / 5, t, 10 * t] };
         for time in times {
             let result = self.engine.instant_expr(&self.storage, &expr, time);
-            check(eval, result, t, 0)
+            check(eval, result, eval.start_ms, eval.step_ms)
                 .map_err(|e| format!("with @ {t}ms evaluated at {time}ms ({expr}): {e}"))?;
         }
         Ok(())
