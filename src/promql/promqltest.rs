@@ -302,10 +302,21 @@ impl Runner {
         let t = eval.eval_ms;
         set_at(&mut expr, t);
         let times = if t == 0 { vec![-1000, 0, 1000] } else { vec![-10 * t, 0, t / 5, t, 10 * t] };
+        // The range-mode re-run needs the variant as text (the engine parses range queries).
+        let text = expr.to_string();
+        let range_mode = !(eval.is_fail()
+            || eval.exclude_from_range
+            || eval.is_ordered()
+            || uses_query_context(&eval.expr));
         for time in times {
             let result = self.engine.instant_expr(&self.storage, &expr, time);
             check(eval, result, eval.start_ms, eval.step_ms)
-                .map_err(|e| format!("with @ {t}ms evaluated at {time}ms ({expr}): {e}"))?;
+                .map_err(|e| format!("with @ {t}ms evaluated at {time}ms ({text}): {e}"))?;
+            if range_mode {
+                self.check_range_mode(eval, &text, time).map_err(|e| {
+                    format!("with @ {t}ms evaluated at {time}ms ({text}) in range mode: {e}")
+                })?;
+            }
         }
         Ok(())
     }
