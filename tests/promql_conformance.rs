@@ -77,3 +77,40 @@ fn strata_promql_scripts_pass() {
     assert_eq!(totals.skipped, 0);
     assert!(totals.passed > 0);
 }
+
+/// `strata test promql` as users run it: failures named by file and line with exit code 1, and
+/// an `--unsupported` list turning a case into a reported skip.
+#[test]
+fn cli_reports_failures_and_skips() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let script = dir.path().join("demo.test");
+    std::fs::write(
+        &script,
+        "load 1m\n  up{job=\"a\"} 1 2\n\neval instant at 1m up\n  up{job=\"a\"} 2\n\neval instant at 1m up\n  up{job=\"a\"} 3\n",
+    )
+    .expect("write script");
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_strata"))
+        .args(["test", "promql"])
+        .arg(&script)
+        .output()
+        .expect("run strata");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("FAIL demo.test:7: up"), "{stdout}");
+    assert!(stdout.contains("expected 3, got 2"), "{stdout}");
+    assert!(stdout.contains("total: 1 passed, 1 failed, 0 skipped"), "{stdout}");
+
+    let list = dir.path().join("unsupported.yml");
+    std::fs::write(&list, "cases:\n  - at: demo.test:7\n    reason: demo of a skip\n")
+        .expect("write list");
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_strata"))
+        .args(["test", "promql", "--verbose", "--unsupported"])
+        .arg(&list)
+        .arg(&script)
+        .output()
+        .expect("run strata");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}");
+    assert!(stdout.contains("SKIP demo.test:7: up (demo of a skip)"), "{stdout}");
+    assert!(stdout.contains("total: 1 passed, 0 failed, 1 skipped"), "{stdout}");
+}

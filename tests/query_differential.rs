@@ -294,6 +294,28 @@ async fn strata_answers_dashboard_queries_as_prometheus_does() {
         }
     }
 
+    // Raw data (no arithmetic): identical JSON, value strings and times included.
+    let at = format!("{}", end_ms / 1000);
+    let start = format!("{}", (end_ms - 30 * 60_000) / 1000);
+    let exact: [(&str, Vec<(&str, &str)>); 4] = [
+        ("/api/v1/query", vec![("query", "memory_usage_bytes"), ("time", &at)]),
+        ("/api/v1/query", vec![("query", "http_requests_total[1m]"), ("time", &at)]),
+        ("/api/v1/query", vec![("query", "http_request_duration_seconds_sum / 7"), ("time", &at)]),
+        (
+            "/api/v1/query_range",
+            vec![("query", "memory_usage_bytes"), ("start", &start), ("end", &at), ("step", "45")],
+        ),
+    ];
+    for (path, params) in &exact {
+        let ours = get_data(&strata_base, path, params).await;
+        let theirs = get_data(&prometheus.base(), path, params).await;
+        compared += 1;
+        if ours.is_err() || ours != theirs {
+            failures
+                .push(format!("exact {path} {params:?}: strata {ours:?}, prometheus {theirs:?}"));
+        }
+    }
+
     // Metadata endpoints: identical JSON (both sort).
     let lookups: [(&str, &[(&str, &str)]); 5] = [
         ("/api/v1/series", &[("match[]", "up")]),

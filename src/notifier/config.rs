@@ -5,6 +5,7 @@
 //! ```yaml
 //! alerting:
 //!   queue_capacity: 10000
+//!   alert_relabel_configs: []                 # applied after the external labels
 //!   alertmanagers:
 //!     - urls: ["http://alertmanager:9093"]     # or static_configs + scheme + path_prefix
 //!       timeout: 10s
@@ -19,6 +20,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::units::PromDuration;
 use crate::config::ConfigError;
+use crate::relabel::{RelabelConfig, Relabeler};
 
 /// Prometheus' default `--alertmanager.notification-queue-capacity`.
 pub const DEFAULT_QUEUE_CAPACITY: usize = 10_000;
@@ -59,6 +61,10 @@ pub struct AlertingConfig {
     /// Most alerts in one request.
     #[serde(default = "default_max_batch_size")]
     pub max_batch_size: usize,
+    /// Applied to every alert's labels after the external labels; an alert a rule drops is
+    /// not sent (Prometheus' `alerting.alert_relabel_configs`).
+    #[serde(default)]
+    pub alert_relabel_configs: Vec<RelabelConfig>,
 }
 
 impl Default for AlertingConfig {
@@ -67,6 +73,7 @@ impl Default for AlertingConfig {
             alertmanagers: Vec::new(),
             queue_capacity: DEFAULT_QUEUE_CAPACITY,
             max_batch_size: DEFAULT_MAX_BATCH_SIZE,
+            alert_relabel_configs: Vec::new(),
         }
     }
 }
@@ -127,6 +134,9 @@ impl AlertingConfig {
         }
         if self.max_batch_size == 0 {
             error(format!("{base}.max_batch_size"), "must be at least 1".into());
+        }
+        if let Err(e) = Relabeler::new(&self.alert_relabel_configs) {
+            error(format!("{base}.alert_relabel_configs"), e.to_string());
         }
         for (index, am) in self.alertmanagers.iter().enumerate() {
             let at = format!("{base}.alertmanagers[{index}]");
@@ -205,7 +215,7 @@ mod tests {
         assert!(serde_yaml::from_str::<AlertingConfig>("alertmanager: []").is_err());
         assert!(serde_yaml::from_str::<AlertingConfig>("alertmanagers: [{url: x}]").is_err());
         let config: AlertingConfig = serde_yaml::from_str(
-            "queue_capacity: 0\nalertmanagers: [{scheme: https, api_version: v1}, {urls: ['ftp://x']}]",
+            "queue_capacity: 0\nalert_relabel_configs: [{source_labels: [a], regex: '('}]\nalertmanagers: [{scheme: https, api_version: v1}, {urls: ['ftp://x']}]",
         )
         .unwrap();
         let mut errors = Vec::new();
@@ -215,6 +225,7 @@ mod tests {
             paths,
             [
                 "alerting.queue_capacity",
+                "alerting.alert_relabel_configs",
                 "alerting.alertmanagers[0].api_version",
                 "alerting.alertmanagers[0].scheme",
                 "alerting.alertmanagers[0]",

@@ -11,7 +11,8 @@
 //!   Alertmanager's `timeout`; other statuses are not retried. Failures are logged and counted
 //!   per Alertmanager; a batch no Alertmanager took is counted as dropped (the rule manager
 //!   re-sends firing alerts every resend delay, as Prometheus' does);
-//! * external labels are added to alerts that lack them, before queueing;
+//! * external labels are added to alerts that lack them, then `alert_relabel_configs` apply
+//!   (an alert they drop is not sent), before queueing;
 //! * on shutdown what is queued is sent once more, without retries.
 //!
 //! Invariant: the queue lock is never held across an `.await`.
@@ -36,6 +37,7 @@ pub use config::{AlertingConfig, AlertmanagerConfig, StaticConfig};
 pub use metrics::{NotifierFamilies, NotifierMetrics};
 
 use crate::model::labels::Labels;
+use crate::relabel::Relabeler;
 
 /// One alert as Alertmanager's `POST /api/v2/alerts` takes it (`postableAlert`).
 #[derive(Clone, Debug, PartialEq)]
@@ -82,6 +84,7 @@ struct Shared {
     capacity: usize,
     max_batch_size: usize,
     external_labels: Labels,
+    relabel: Relabeler,
     more: Notify,
     endpoints: Vec<Endpoint>,
     client: Client<HttpConnector, Full<Bytes>>,
@@ -137,6 +140,10 @@ impl Notifier {
                 ),
             });
         }
+        let relabel = Relabeler::new(&config.alert_relabel_configs).map_err(|e| NotifierError {
+            url: String::new(),
+            reason: format!("alert_relabel_configs: {e}"),
+        })?;
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
         let client = Client::builder(TokioExecutor::new())
@@ -149,6 +156,7 @@ impl Notifier {
                 capacity: config.queue_capacity.max(1),
                 max_batch_size: config.max_batch_size.max(1),
                 external_labels,
+                relabel,
                 more: Notify::new(),
                 endpoints,
                 client,
@@ -311,6 +319,18 @@ impl SendAlerts for Notifier {
         }
         for alert in &mut alerts {
             self.with_external_labels(alert);
+        }
+        if !self.shared.relabel.is_empty() {
+            alerts.retain_mut(|alert| match self.shared.relabel.process(&alert.labels) {
+                Some(labels) => {
+                    alert.labels = labels;
+                    true
+                }
+                None => false,
+            });
+            if alerts.is_empty() {
+                return;
+            }
         }
         let capacity = self.shared.capacity;
         let metrics = &self.shared.metrics;

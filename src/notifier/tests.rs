@@ -60,6 +60,7 @@ fn config(urls: &[String], capacity: usize) -> AlertingConfig {
         }],
         queue_capacity: capacity,
         max_batch_size: 64,
+        alert_relabel_configs: Vec::new(),
     }
 }
 
@@ -175,4 +176,22 @@ async fn stopping_sends_what_is_queued() {
     tokio::time::timeout(Duration::from_secs(5), notifier.clone().run(stop)).await.unwrap();
     drop(stop_tx);
     assert_eq!(fake.alerts().len(), 2);
+}
+
+#[tokio::test]
+async fn alert_relabel_configs_rewrite_and_drop() {
+    let (fake, url) = start_fake(Fake::default()).await;
+    let mut config = config(&[url], 100);
+    config.alert_relabel_configs = serde_yaml::from_str(
+        "[{source_labels: [i], regex: '1', action: drop}, {target_label: team, replacement: sre}]",
+    )
+    .unwrap();
+    let notifier = notifier(&config);
+    let (_stop_tx, stop) = watch::channel(false);
+    tokio::spawn(notifier.clone().run(stop));
+    notifier.send(vec![alert(1), alert(2)]);
+    eventually("the kept alert", || fake.alerts().len() == 1).await;
+    let labels = &fake.alerts()[0]["labels"];
+    assert_eq!((labels["i"].as_str(), labels["team"].as_str()), (Some("2"), Some("sre")));
+    assert_eq!(fake.requests.load(Ordering::SeqCst), 1);
 }

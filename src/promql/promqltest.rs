@@ -256,8 +256,8 @@ impl Runner {
             );
             return check(eval, result, eval.start_ms, eval.step_ms);
         }
-        let result = self.engine.instant_query(&self.storage, &eval.expr, eval.start_ms);
-        check(eval, result, eval.start_ms, 0)?;
+        let result = self.engine.instant_query(&self.storage, &eval.expr, eval.eval_ms);
+        check(eval, result, eval.start_ms, eval.step_ms)?;
         // The `@` variants must fail too when the query is expected to fail.
         self.check_at_variants(eval)?;
         if eval.is_fail()
@@ -267,7 +267,7 @@ impl Runner {
         {
             return Ok(());
         }
-        self.check_range_mode(eval, &eval.expr, eval.start_ms)
+        self.check_range_mode(eval, &eval.expr, eval.eval_ms)
             .map_err(|e| format!("range mode: {e}"))
     }
 
@@ -299,13 +299,24 @@ impl Runner {
         if has_at_unsafe_function(&expr) {
             return Ok(());
         }
-        let t = eval.start_ms;
+        let t = eval.eval_ms;
         set_at(&mut expr, t);
         let times = if t == 0 { vec![-1000, 0, 1000] } else { vec![-10 * t, 0, t / 5, t, 10 * t] };
+        // The range-mode re-run needs the variant as text (the engine parses range queries).
+        let text = expr.to_string();
+        let range_mode = !(eval.is_fail()
+            || eval.exclude_from_range
+            || eval.is_ordered()
+            || uses_query_context(&eval.expr));
         for time in times {
             let result = self.engine.instant_expr(&self.storage, &expr, time);
-            check(eval, result, t, 0)
-                .map_err(|e| format!("with @ {t}ms evaluated at {time}ms ({expr}): {e}"))?;
+            check(eval, result, eval.start_ms, eval.step_ms)
+                .map_err(|e| format!("with @ {t}ms evaluated at {time}ms ({text}): {e}"))?;
+            if range_mode {
+                self.check_range_mode(eval, &text, time).map_err(|e| {
+                    format!("with @ {t}ms evaluated at {time}ms ({text}) in range mode: {e}")
+                })?;
+            }
         }
         Ok(())
     }

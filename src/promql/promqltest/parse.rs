@@ -93,10 +93,13 @@ pub struct Eval {
     /// 1-based line of the `eval` line.
     pub line: usize,
     pub expr: String,
-    /// Instant queries have `start == end` and `step == 0`.
+    /// Where expected values are placed: a range query's steps; an instant query has
+    /// `start == end == eval_ms` and `step == 0` unless `expect range vector` sets them.
     pub start_ms: i64,
     pub end_ms: i64,
     pub step_ms: i64,
+    /// The time of an instant query.
+    pub eval_ms: i64,
     pub is_range: bool,
     /// Old-style `eval_fail|eval_warn|eval_info|eval_ordered` flags.
     pub fail: bool,
@@ -241,6 +244,7 @@ fn parse_eval(
         start_ms: 0,
         end_ms: 0,
         step_ms: 0,
+        eval_ms: 0,
         is_range: false,
         fail: false,
         warn: false,
@@ -257,6 +261,7 @@ fn parse_eval(
         eval.start_ms = parse_duration_ms(time)
             .map_err(|e| at(format!("invalid timestamp definition {time:?}: {e}")))?;
         eval.end_ms = eval.start_ms;
+        eval.eval_ms = eval.start_ms;
         eval.expr = caps[3].to_owned();
     } else if let Some(caps) = patterns.range.captures(line) {
         modifier = caps.get(1).map(|m| m.as_str().to_owned());
@@ -280,6 +285,7 @@ fn parse_eval(
     }
 
     let mut series = Vec::new();
+    let mut expect_range_vector = false;
     let mut i = start + 1;
     while i < lines.len() && !lines[i].is_empty() {
         let def = &lines[i];
@@ -297,8 +303,20 @@ fn parse_eval(
             eval.expects.push((ExpectKind::Fail, MessageMatch::Regex(regex)));
             break;
         }
-        if def.starts_with("expect range vector") {
-            return Err(at_line("`expect range vector` is not supported".into()));
+        if let Some(rest) = def.strip_prefix("expect range vector") {
+            // `expect range vector from <a> to <b> step <s>`: an instant query (at `b`) whose
+            // result is a matrix, its values placed from `a` every `s`.
+            let words: Vec<&str> = rest.split_whitespace().collect();
+            let ["from", from, "to", to, "step", step] = words[..] else {
+                return Err(at_line(format!("invalid range vector definition {def:?}")));
+            };
+            eval.start_ms = parse_duration_ms(from).map_err(&at_line)?;
+            eval.end_ms = parse_duration_ms(to).map_err(&at_line)?;
+            eval.step_ms = parse_duration_ms(step).map_err(&at_line)?;
+            eval.eval_ms = eval.end_ms;
+            expect_range_vector = true;
+            eval.exclude_from_range = true;
+            continue;
         }
         if let Some(rest) = def.strip_prefix("expect string") {
             eval.expected = Expected::String(parse_string_literal(rest.trim()).map_err(at_line)?);
@@ -335,7 +353,7 @@ fn parse_eval(
             break;
         }
         let desc = parse_series_desc(def).map_err(at_line)?;
-        if desc.values.len() > 1 && !eval.is_range {
+        if desc.values.len() > 1 && !eval.is_range && !expect_range_vector {
             return Err(at_line(
                 "expecting multiple values in instant evaluation not allowed".into(),
             ));
@@ -782,6 +800,16 @@ mod tests {
         );
         let Expected::Series(series) = &eval.expected else { panic!("expected series") };
         assert_eq!(series[0].values[1], SeqValue::Omitted);
+        let matrix = parse_script(
+            "eval instant at 1m a[1m]\n  expect range vector from 0 to 1m step 30s\n  a 1 2 3\n",
+        )
+        .unwrap();
+        let Command::Eval(matrix) = &matrix[0] else { panic!("expected eval") };
+        assert_eq!(
+            (matrix.start_ms, matrix.end_ms, matrix.step_ms, matrix.eval_ms),
+            (0, 60_000, 30_000, 60_000)
+        );
+        assert!(matrix.exclude_from_range);
         let Command::Eval(scalar) = &commands[3] else { panic!("expected eval") };
         assert!(matches!(scalar.expected, Expected::Scalar(v) if v == 1.0));
     }

@@ -2,6 +2,9 @@
 //! but not yet uploaded. Blocks in the bucket are not read here; a tier-aware implementation
 //! replaces this one when the query path reaches the Parquet tiers.
 //!
+//! Only float samples reach the engine; native histograms in the head are not returned (the
+//! `Series` the engine reads carries floats only).
+//!
 //! Invariants: generations hold disjoint stretches of the WAL, but a series may live in
 //! several of them, so points of the same label set are merged in time order (a timestamp seen
 //! twice keeps the newest generation's point, as a later write wins in the head).
