@@ -3,14 +3,15 @@
 //! 10 K classic bucket series (1,000 histograms × 10 `le` buckets), with the data in the real
 //! head (Gorilla chunks decoded on every query, as a dashboard refresh would).
 //!
-//! The side-by-side comparison with Prometheus over HTTP is `scripts/bench-query.sh`; this
-//! bench isolates the engine and head.
+//! Each query runs twice: over the head, and over the same series in the in-memory
+//! `MemStorage` (plain point vectors), which separates the engine's cost from chunk decoding.
+//! The side-by-side comparison with Prometheus over HTTP is `scripts/bench-query.sh`.
 
 use std::sync::Arc;
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use strata::model::{Labels, MetricBatch, Sample, Series};
-use strata::promql::Engine;
+use strata::promql::{Engine, MemStorage, Point, Queryable};
 use strata::storage::head::MetricsHead;
 
 const STEP_MS: i64 = 15_000;
@@ -21,8 +22,9 @@ const START_MS: i64 = END_MS - (SAMPLES - 1) * STEP_MS;
 
 const LES: [&str; 10] = ["0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "0.5", "1", "5", "+Inf"];
 
-fn head() -> MetricsHead {
+fn data() -> (MetricsHead, MemStorage) {
     let head = MetricsHead::new();
+    let mut memory = MemStorage::new();
     let mut all: Vec<(Arc<Series>, u64)> = Vec::new();
     for i in 0..10_000u64 {
         let labels = Labels::from_pairs([
@@ -43,6 +45,13 @@ fn head() -> MetricsHead {
             all.push((Arc::new(Series::new(labels)), 1 + b as u64));
         }
     }
+    for (series, per_step) in &all {
+        let points = (0..SAMPLES).map(|round| Point {
+            t: START_MS + round * STEP_MS,
+            v: (round as u64 * per_step) as f64,
+        });
+        memory.add(series.labels.clone(), points);
+    }
     for round in 0..SAMPLES {
         let mut batch = MetricBatch::with_capacity(all.len(), all.len());
         for (series, per_step) in &all {
@@ -54,11 +63,11 @@ fn head() -> MetricsHead {
         }
         head.append(&batch);
     }
-    head
+    (head, memory)
 }
 
 fn bench(c: &mut Criterion) {
-    let head = head();
+    let (head, memory) = data();
     let engine = Engine::default();
     let mut group = c.benchmark_group("range_query_1h_step15s");
     group.sample_size(10);
@@ -69,14 +78,14 @@ fn bench(c: &mut Criterion) {
             "histogram_quantile(0.9, sum by (job, le) (rate(latency_seconds_bucket[5m])))",
         ),
     ];
+    let sources: [(&str, &dyn Queryable); 2] = [("head", &head), ("memory", &memory)];
     for (name, query) in queries {
-        let check = engine.range_query(&head, query, END_MS - 3_600_000, END_MS, STEP_MS).unwrap();
-        assert!(matches!(check.value, strata::promql::Value::Matrix(ref m) if m.len() == 10));
-        group.bench_function(name, |b| {
-            b.iter(|| {
-                engine.range_query(&head, query, END_MS - 3_600_000, END_MS, STEP_MS).unwrap()
-            })
-        });
+        for (source, storage) in sources {
+            let run = || engine.range_query(storage, query, END_MS - 3_600_000, END_MS, STEP_MS);
+            let check = run().unwrap();
+            assert!(matches!(check.value, strata::promql::Value::Matrix(ref m) if m.len() == 10));
+            group.bench_function(format!("{name}/{source}"), |b| b.iter(|| run().unwrap()));
+        }
     }
     group.finish();
 }

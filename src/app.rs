@@ -74,11 +74,12 @@ async fn serve(config: Config) -> Result<(), AppError> {
             ))
         });
     let query = match (&stored, &pipeline.store) {
-        (Some(stored), Some(store)) => Some(Arc::new(server::query::QueryApi {
-            engine: engine.clone(),
-            storage: stored.clone(),
-            metadata: Arc::new(server::query::HeadQueryable::new(store.clone())),
-        })),
+        (Some(stored), Some(store)) => Some(Arc::new(server::query::QueryApi::new(
+            engine.clone(),
+            stored.clone(),
+            Arc::new(server::query::HeadQueryable::new(store.clone())),
+            config.query.max_concurrency,
+        ))),
         _ => None,
     };
     let notifier = crate::notifier::Notifier::new(

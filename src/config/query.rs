@@ -15,6 +15,8 @@ pub struct QueryConfig {
     pub timeout: PromDuration,
     /// Most samples a query may hold at once (`--query.max-samples`).
     pub max_samples: usize,
+    /// Most queries evaluated at once; more wait (`--query.max-concurrency`).
+    pub max_concurrency: usize,
 }
 
 impl Default for QueryConfig {
@@ -26,6 +28,7 @@ impl Default for QueryConfig {
             )),
             timeout: PromDuration(engine.timeout),
             max_samples: engine.max_samples,
+            max_concurrency: 20,
         }
     }
 }
@@ -45,6 +48,9 @@ impl QueryConfig {
             if value.get().is_zero() {
                 errors.push(ConfigError::new(format!("query.{name}"), "must be greater than 0"));
             }
+        }
+        if self.max_concurrency == 0 {
+            errors.push(ConfigError::new("query.max_concurrency", "must be at least 1"));
         }
         if self.max_samples == 0 {
             errors.push(ConfigError::new("query.max_samples", "must be at least 1"));

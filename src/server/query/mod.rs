@@ -23,7 +23,6 @@
 //! The data comes from a [`Queryable`] and a [`MetadataSource`] in [`QueryApi`]; roles
 //! without storage have none and answer `unavailable` (503).
 
-mod head;
 mod json;
 mod lookup;
 mod params;
@@ -39,13 +38,12 @@ use axum::routing::get;
 use axum::Router;
 use tokio::sync::Semaphore;
 
-pub use head::HeadQueryable;
+pub use crate::storage::query::HeadQueryable;
 use params::{parse_duration, parse_time, ApiError, ErrorType, Params};
 
 use super::AppState;
 use crate::model::metrics::SeriesMetadata;
 use crate::promql::{Annotations, Engine, QueryError, QueryErrorKind, QueryResult, Queryable};
-use crate::storage::store::Store;
 
 /// Most points a range query may return per series (Prometheus' fixed 11,000).
 const MAX_POINTS_PER_SERIES: i64 = 11_000;
@@ -60,6 +58,12 @@ pub trait MetadataSource: Send + Sync {
 
 /// Queries evaluated at once by default (Prometheus' `--query.max-concurrency`).
 pub const DEFAULT_MAX_CONCURRENCY: usize = 20;
+
+impl MetadataSource for HeadQueryable {
+    fn metadata(&self) -> Vec<(String, SeriesMetadata)> {
+        HeadQueryable::metadata(self)
+    }
+}
 
 /// What the query endpoints read and evaluate with.
 #[derive(Clone)]
@@ -80,12 +84,6 @@ impl QueryApi {
     ) -> Self {
         let concurrency = Arc::new(Semaphore::new(max_concurrency.max(1)));
         Self { engine, storage, metadata, concurrency }
-    }
-
-    /// The API over the heads of `store` (blocks in the bucket are not read).
-    pub fn over_head(store: Arc<Store>, engine: Engine) -> Self {
-        let head = Arc::new(HeadQueryable::new(store));
-        Self::new(engine, head.clone(), head, DEFAULT_MAX_CONCURRENCY)
     }
 }
 

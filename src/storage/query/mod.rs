@@ -18,6 +18,10 @@
 //! The trait is synchronous (the engine runs on a blocking thread); bucket reads are driven on
 //! the runtime `handle` with `block_on`, which must not be called from an async task.
 
+mod heads;
+
+pub use heads::HeadQueryable;
+
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -60,6 +64,7 @@ type PlannedBlock = (BlockMeta, Vec<(i64, i64)>);
 /// Stored metrics as a [`Queryable`].
 pub struct StoredMetrics {
     store: Arc<Store>,
+    heads: HeadQueryable,
     handle: tokio::runtime::Handle,
     listing: Mutex<Option<(Instant, Arc<Vec<BlockMeta>>)>>,
     data: Cache<String, Bytes, ByLength>,
@@ -124,6 +129,7 @@ impl Covered {
 impl StoredMetrics {
     pub fn new(store: Arc<Store>, handle: tokio::runtime::Handle) -> Self {
         Self {
+            heads: HeadQueryable::new(store.clone()),
             store,
             handle,
             listing: Mutex::new(None),
@@ -155,6 +161,11 @@ impl StoredMetrics {
         let metas: Arc<Vec<BlockMeta>> = Arc::new(visible(&all).into_iter().cloned().collect());
         *listing = Some((Instant::now(), metas.clone()));
         Ok(metas)
+    }
+
+    /// Whether any visible block holds data in `start..=end`.
+    fn blocks_overlap(&self, start: i64, end: i64) -> Result<bool, QueryError> {
+        Ok(self.blocks()?.iter().any(|m| m.max_time_ms >= start && m.min_time_ms <= end))
     }
 
     fn block_data(&self, meta: &BlockMeta) -> Result<Bytes, QueryError> {
@@ -216,11 +227,8 @@ impl StoredMetrics {
                     .map(|s| Point { t: s.timestamp_ms, v: s.value }),
             );
         };
-        let none = Covered::default();
-        for generation in self.store.generations() {
-            for series in generation.head.metrics.select(matchers, start, end) {
-                add_raw(series, &none, &mut out);
-            }
+        for series in self.heads.select(matchers, hints)? {
+            out.insert(series.labels, series.points);
         }
         let name = metric_name(matchers);
         for (meta, skip) in self.plan(start, end, preferred_tier(hints.step_ms))? {
@@ -292,8 +300,50 @@ impl Queryable for StoredMetrics {
         start_ms: i64,
         end_ms: i64,
     ) -> Result<Vec<Labels>, QueryError> {
+        if !self.blocks_overlap(start_ms, end_ms)? {
+            return self.heads.series(matchers, start_ms, end_ms);
+        }
         let hints = SelectHints { start_ms, end_ms, ..SelectHints::default() };
         Ok(self.collect(matchers, &hints)?.into_keys().collect())
+    }
+
+    fn label_names(
+        &self,
+        matchers: &[LabelMatcher],
+        start_ms: i64,
+        end_ms: i64,
+    ) -> Result<Vec<String>, QueryError> {
+        if !self.blocks_overlap(start_ms, end_ms)? {
+            return self.heads.label_names(matchers, start_ms, end_ms);
+        }
+        let mut names: Vec<String> = self
+            .series(matchers, start_ms, end_ms)?
+            .iter()
+            .flat_map(|labels| labels.iter().map(|l| l.name.clone()))
+            .collect();
+        names.sort_unstable();
+        names.dedup();
+        Ok(names)
+    }
+
+    fn label_values(
+        &self,
+        name: &str,
+        matchers: &[LabelMatcher],
+        start_ms: i64,
+        end_ms: i64,
+    ) -> Result<Vec<String>, QueryError> {
+        if !self.blocks_overlap(start_ms, end_ms)? {
+            return self.heads.label_values(name, matchers, start_ms, end_ms);
+        }
+        let mut values: Vec<String> = self
+            .series(matchers, start_ms, end_ms)?
+            .iter()
+            .filter_map(|labels| labels.get(name).map(str::to_owned))
+            .collect();
+        values.sort_unstable();
+        values.dedup();
+        Ok(values)
     }
 }
 

@@ -1,6 +1,7 @@
 //! A [`Queryable`] over the heads of a [`Store`]: the generation taking appends and those cut
-//! but not yet uploaded. Blocks in the bucket are not read here; a tier-aware implementation
-//! replaces this one when the query path reaches the Parquet tiers.
+//! but not yet uploaded. Blocks in the bucket are not read here: [`super::StoredMetrics`] adds
+//! them, and answers label and series lookups from these heads' indexes alone when no block
+//! overlaps the range.
 //!
 //! Only float samples reach the engine; native histograms in the head are not returned (the
 //! `Series` the engine reads carries floats only).
@@ -12,7 +13,6 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use super::MetadataSource;
 use crate::model::labels::Labels;
 use crate::model::metrics::SeriesMetadata;
 use crate::promql::{Point, QueryError, Queryable, SelectHints, Series};
@@ -155,8 +155,9 @@ impl Queryable for HeadQueryable {
     }
 }
 
-impl MetadataSource for HeadQueryable {
-    fn metadata(&self) -> Vec<(String, SeriesMetadata)> {
+impl HeadQueryable {
+    /// The latest metadata per metric family, sorted by family name.
+    pub fn metadata(&self) -> Vec<(String, SeriesMetadata)> {
         let mut latest: BTreeMap<String, SeriesMetadata> = BTreeMap::new();
         self.heads(|head| {
             for (family, metadata) in head.metadata() {
