@@ -204,9 +204,35 @@ impl Engine {
     }
 }
 
-/// Parses a query; a syntax error is `bad_data` with the parser's message.
+/// Parses a query; a syntax error is `bad_data` with the parser's message (type errors worded
+/// as Prometheus words them).
 pub fn parse(query: &str) -> Result<Expr, QueryError> {
-    promql_parser::parser::parse(query).map_err(QueryError::bad_data)
+    promql_parser::parser::parse(query).map_err(|e| QueryError::bad_data(prometheus_wording(&e)))
+}
+
+/// promql-parser's `expected type matrix in call to function 'rate', got vector` in
+/// Prometheus' words: `expected type range vector in call to function "rate", got instant
+/// vector` (Prometheus' `DocumentedType`). Other messages are returned unchanged.
+fn prometheus_wording(message: &str) -> String {
+    let documented = |t: &str| match t {
+        "matrix" => "range vector".to_owned(),
+        "vector" => "instant vector".to_owned(),
+        other => other.to_owned(),
+    };
+    let Some(rest) = message.strip_prefix("expected type ") else {
+        return message.to_owned();
+    };
+    let (Some((expected, rest)), true) = (rest.split_once(" in "), rest.contains(", got ")) else {
+        return message.to_owned();
+    };
+    let Some((context, actual)) = rest.rsplit_once(", got ") else {
+        return message.to_owned();
+    };
+    let context = match context.strip_prefix("call to function '") {
+        Some(name) => format!("call to function \"{}\"", name.trim_end_matches('\'')),
+        None => context.to_owned(),
+    };
+    format!("expected type {} in {context}, got {}", documented(expected), documented(actual))
 }
 
 /// A series of an intermediate vector: points at step times, and whether `__name__` is to be

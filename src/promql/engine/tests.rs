@@ -298,3 +298,18 @@ fn group_right_copies_labels_from_the_one_side_and_subqueries_honour_at() {
     let pinned = matrix(e.instant_query(&s, "cpu{cpu=\"0\"}[2m:1m] @ 0", 50 * MIN).unwrap());
     assert_eq!(pinned[0].points, vec![Point { t: 0, v: 3.0 }]);
 }
+
+#[test]
+fn type_errors_use_prometheus_words() {
+    let err = parse("rate(x)").unwrap_err();
+    assert_eq!(err.kind, QueryErrorKind::BadData);
+    assert_eq!(
+        err.message,
+        "expected type range vector in call to function \"rate\", got instant vector"
+    );
+    assert_eq!(prometheus_wording("unclosed left parenthesis"), "unclosed left parenthesis");
+    assert_eq!(
+        prometheus_wording("expected type scalar in aggregation parameter, got vector"),
+        "expected type scalar in aggregation parameter, got instant vector"
+    );
+}
