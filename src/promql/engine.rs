@@ -419,7 +419,8 @@ impl<'a> Evaluator<'a> {
             StepValue::Scalar(values) => Val::Scalar(values),
             StepValue::String(s) => Val::String(s),
             StepValue::Vector(series) => {
-                Val::Vector(flag_function_output(name, series, input_flags, label_dst.as_deref()))
+                let on_grid = on_step_grid(series, steps);
+                Val::Vector(flag_function_output(name, on_grid, input_flags, label_dst.as_deref()))
             }
         })
     }
@@ -474,6 +475,17 @@ fn keeps_name(name: &str) -> bool {
             | "label_replace"
             | "label_join"
     )
+}
+
+/// A function's output restricted to the step grid: the operators index their per-step state by
+/// a point's step, so a point elsewhere (a function breaking its contract) must not reach them.
+fn on_step_grid(mut series: Vec<Series>, steps: Steps) -> Vec<Series> {
+    for s in &mut series {
+        debug_assert!(s.points.iter().all(|p| steps.index(p.t).is_some()), "off-grid point");
+        s.points.retain(|p| steps.index(p.t).is_some());
+    }
+    series.retain(|s| !s.points.is_empty());
+    series
 }
 
 /// Sets the drop-name flags of a function's output: most functions drop the name; those that
