@@ -596,12 +596,19 @@ fn raw_windows(range: RangeVal, step: usize) -> Vec<Series> {
         .collect()
 }
 
+/// The labels that describe the metric rather than the series: `__name__`, and the `__type__`
+/// and `__unit__` labels of Prometheus' type-and-unit feature, which go with the name when it
+/// is dropped (`type_and_unit.test`).
+fn is_metric_identity(name: &str) -> bool {
+    matches!(name, METRIC_NAME | "__type__" | "__unit__")
+}
+
 pub(crate) fn without_name(labels: &Labels) -> Labels {
-    if labels.get(METRIC_NAME).is_none() {
+    if !labels.iter().any(|l| is_metric_identity(&l.name)) {
         return labels.clone();
     }
     Labels::from_sorted_unchecked(
-        labels.iter().filter(|l| l.name != METRIC_NAME).cloned().collect(),
+        labels.iter().filter(|l| !is_metric_identity(&l.name)).cloned().collect(),
     )
 }
 

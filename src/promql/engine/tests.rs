@@ -313,3 +313,16 @@ fn type_errors_use_prometheus_words() {
         "expected type scalar in aggregation parameter, got instant vector"
     );
 }
+
+#[test]
+fn dropping_the_name_drops_type_and_unit_labels_too() {
+    let mut s = MemStorage::new();
+    let pairs = [("__name__", "x"), ("__type__", "counter"), ("__unit__", "bytes"), ("a", "1")];
+    load(&mut s, &pairs, MIN, &[Some(2.0)]);
+    let e = engine();
+    assert_eq!(
+        vector(e.instant_query(&s, "x * 2", 0).unwrap()),
+        vec![(labels(&[("a", "1")]), 4.0)]
+    );
+    assert_eq!(vector(e.instant_query(&s, "x", 0).unwrap())[0].0, labels(&pairs));
+}
