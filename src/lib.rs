@@ -13,6 +13,10 @@
 //!  route: every batch ─► storage WAL record (then 2xx) ─► head (all-in-one, aggregator)
 //!                                                    └─► targets, tracked per WAL position
 //!  head ─(every block_duration)─► Parquet blocks ─► spool ─► bucket ─► compactor (5m, 1h, expiry)
+//!
+//!  head + blocks (tier by step) ─► promql engine ─► /api/v1/query…  (Grafana)
+//!                                              └─► rules ─► recorded samples ─► route (WAL, head, targets)
+//!                                                       └─► alerts ─► notifier ─► Alertmanager
 //! ```
 //!
 //! * [`error`]     the error kinds every stage shares (status mapping lives in `server`).
@@ -26,9 +30,14 @@
 //!   remote-write 1.0/2.0, Loki push, OTLP gRPC/HTTP.
 //! * [`storage`]   WAL in front of every acknowledgement (records, per-consumer positions,
 //!   replay, repair), the head, Parquet blocks, the object-store bucket, compaction and tiers.
+//! * [`promql`]    the PromQL evaluator over a `Queryable` (head + tiers, or in memory) and the
+//!   `promqltest` script runner.
+//! * [`rules`]     Prometheus rule files: recording and alerting rules, alert states, templates,
+//!   promtool-style `check`/`test rules`.
+//! * [`notifier`]  the Alertmanager API v2 client (queue, batches, retries).
 //! * [`telemetry`] logging setup and the one catalog of Strata's own metrics.
 //! * [`server`]    the HTTP routers (main and OTLP/HTTP) and the single error → status mapping;
-//!   the OTLP/gRPC services live in `ingest::otlp::grpc`.
+//!   the OTLP/gRPC services live in `ingest::otlp::grpc`; the Prometheus query and rules API.
 //! * [`topology`]  the only place that knows which role wires what.
 //! * [`app`]       runtime, signals and drain-order shutdown.
 
