@@ -63,11 +63,11 @@ fn alert_json(alert: &ActiveAlert) -> Value {
         "labels": labels_json(&alert.labels),
         "annotations": labels_json(&alert.annotations),
         "state": alert.state.as_str(),
-        "activeAt": time_text(alert.active_at_ms),
+        "activeAt": rfc3339_ms(alert.active_at_ms),
         "value": value_text(alert.value),
     });
     if alert.keep_firing_since_ms != 0 {
-        object["keepFiringSince"] = Value::String(time_text(alert.keep_firing_since_ms));
+        object["keepFiringSince"] = Value::String(rfc3339_ms(alert.keep_firing_since_ms));
     }
     object
 }
