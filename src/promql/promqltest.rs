@@ -18,29 +18,32 @@
 //! (a case whose query selects a series loaded with native histogram values, or whose expected
 //! output holds one) and single cases, each with a reason from [`Unsupported`].
 
+mod compare;
 mod parse;
+mod query;
+mod series;
 mod unsupported;
 
-use std::collections::HashMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
-use std::time::{Duration, SystemTime};
 
-use promql_parser::parser::{AtModifier, Expr};
-
-pub use parse::{parse_duration_ms, parse_series_desc, parse_series_values, SeqValue, SeriesDesc};
+pub use series::{parse_duration_ms, parse_series_desc, parse_series_values, SeqValue, SeriesDesc};
 pub use unsupported::{Unsupported, RULE_NATIVE_HISTOGRAMS};
 
-use parse::{Command, Eval, ExpectKind, Expected, Load, MessageMatch};
+pub use compare::almost_equal;
 
-use crate::model::labels::{Label, Labels, METRIC_NAME};
+use compare::{check, check_sorted, compare_float, compare_vector};
+use parse::{Command, Eval, Expected, Load};
+use query::{
+    has_at_unsafe_function, nhcb_labels, selector_matches, set_at, uses_query_context,
+    visit_selectors,
+};
+
+use crate::model::labels::Labels;
 
 use super::engine::{parse as parse_query, Engine, EngineOptions};
 use super::storage::MemStorage;
-use super::value::{Point, QueryError, QueryResult, Value};
-
-/// Relative error allowed between expected and actual floats (`defaultEpsilon`).
-const EPSILON: f64 = 1e-6;
+use super::value::{Point, Value};
 
 /// A case that did not pass.
 #[derive(Clone, Debug)]
@@ -256,17 +259,18 @@ impl Runner {
             );
             return check(eval, result, eval.start_ms, eval.step_ms);
         }
-        let result = self.engine.instant_query(&self.storage, &eval.expr, eval.start_ms);
-        let failed = result.is_err();
-        check(eval, result, eval.start_ms, 0)?;
-        if failed {
-            return Ok(());
-        }
+        let result = self.engine.instant_query(&self.storage, &eval.expr, eval.eval_ms);
+        check(eval, result, eval.start_ms, eval.step_ms)?;
+        // The `@` variants must fail too when the query is expected to fail.
         self.check_at_variants(eval)?;
-        if eval.exclude_from_range || eval.is_ordered() || uses_query_context(&eval.expr) {
+        if eval.is_fail()
+            || eval.exclude_from_range
+            || eval.is_ordered()
+            || uses_query_context(&eval.expr)
+        {
             return Ok(());
         }
-        self.check_range_mode(eval, &eval.expr, eval.start_ms)
+        self.check_range_mode(eval, &eval.expr, eval.eval_ms)
             .map_err(|e| format!("range mode: {e}"))
     }
 
@@ -298,371 +302,27 @@ impl Runner {
         if has_at_unsafe_function(&expr) {
             return Ok(());
         }
-        let t = eval.start_ms;
+        let t = eval.eval_ms;
         set_at(&mut expr, t);
         let times = if t == 0 { vec![-1000, 0, 1000] } else { vec![-10 * t, 0, t / 5, t, 10 * t] };
+        // The range-mode re-run needs the variant as text (the engine parses range queries).
+        let text = expr.to_string();
+        let range_mode = !(eval.is_fail()
+            || eval.exclude_from_range
+            || eval.is_ordered()
+            || uses_query_context(&eval.expr));
         for time in times {
             let result = self.engine.instant_expr(&self.storage, &expr, time);
-            check(eval, result, t, 0)
-                .map_err(|e| format!("with @ {t}ms evaluated at {time}ms ({expr}): {e}"))?;
+            check(eval, result, eval.start_ms, eval.step_ms)
+                .map_err(|e| format!("with @ {t}ms evaluated at {time}ms ({text}): {e}"))?;
+            if range_mode {
+                self.check_range_mode(eval, &text, time).map_err(|e| {
+                    format!("with @ {t}ms evaluated at {time}ms ({text}) in range mode: {e}")
+                })?;
+            }
         }
         Ok(())
     }
-}
-
-/// The native-histogram-with-custom-buckets series `load_with_nhcb` derives from a classic
-/// histogram series: the name without `_bucket`/`_count`/`_sum`, without `le`.
-fn nhcb_labels(labels: &Labels) -> Option<Labels> {
-    let name = labels.metric_name()?;
-    let base = ["_bucket", "_count", "_sum"].iter().find_map(|suffix| name.strip_suffix(suffix))?;
-    if name.ends_with("_bucket")
-        && labels.get("le").and_then(|le| le.parse::<f64>().ok()).is_none_or(f64::is_nan)
-    {
-        return None;
-    }
-    let kept: Vec<Label> = labels
-        .iter()
-        .filter(|l| l.name != "le")
-        .map(|l| if l.name == METRIC_NAME { Label::new(METRIC_NAME, base) } else { l.clone() })
-        .collect();
-    Some(Labels::from_unsorted(kept))
-}
-
-fn visit_selectors(
-    expr: &Expr,
-    visit: &mut impl FnMut(Option<&str>, &promql_parser::label::Matchers),
-) {
-    match expr {
-        Expr::Aggregate(e) => {
-            visit_selectors(&e.expr, visit);
-            if let Some(param) = &e.param {
-                visit_selectors(param, visit);
-            }
-        }
-        Expr::Unary(e) => visit_selectors(&e.expr, visit),
-        Expr::Binary(e) => {
-            visit_selectors(&e.lhs, visit);
-            visit_selectors(&e.rhs, visit);
-        }
-        Expr::Paren(e) => visit_selectors(&e.expr, visit),
-        Expr::Subquery(e) => visit_selectors(&e.expr, visit),
-        Expr::VectorSelector(vs) => visit(vs.name.as_deref(), &vs.matchers),
-        Expr::MatrixSelector(ms) => visit(ms.vs.name.as_deref(), &ms.vs.matchers),
-        Expr::Call(call) => call.args.args.iter().for_each(|arg| visit_selectors(arg, visit)),
-        Expr::NumberLiteral(_) | Expr::StringLiteral(_) | Expr::Extension(_) => {}
-    }
-}
-
-fn selector_matches(
-    name: Option<&str>,
-    matchers: &promql_parser::label::Matchers,
-    labels: &Labels,
-) -> bool {
-    if name.is_some_and(|name| labels.metric_name() != Some(name)) {
-        return false;
-    }
-    let all = |group: &[promql_parser::label::Matcher]| {
-        group.iter().all(|m| m.is_match(labels.get(&m.name).unwrap_or("")))
-    };
-    let groups_match = matchers.or_matchers.iter().any(|group| all(group));
-    (all(&matchers.matchers) && (name.is_some() || !matchers.matchers.is_empty())) || groups_match
-}
-
-/// `promql.AtModifierUnsafeFunctions`: results depend on the evaluation time itself.
-fn has_at_unsafe_function(expr: &Expr) -> bool {
-    const UNSAFE: [&str; 15] = [
-        "days_in_month",
-        "day_of_month",
-        "day_of_week",
-        "day_of_year",
-        "hour",
-        "minute",
-        "month",
-        "year",
-        "predict_linear",
-        "time",
-        "timestamp",
-        // The query's own bounds (Prometheus skips queries using them here too).
-        "start",
-        "end",
-        "range",
-        "step",
-    ];
-    match expr {
-        Expr::Aggregate(e) => {
-            has_at_unsafe_function(&e.expr)
-                || e.param.as_deref().is_some_and(has_at_unsafe_function)
-        }
-        Expr::Unary(e) => has_at_unsafe_function(&e.expr),
-        Expr::Binary(e) => has_at_unsafe_function(&e.lhs) || has_at_unsafe_function(&e.rhs),
-        Expr::Paren(e) => has_at_unsafe_function(&e.expr),
-        Expr::Subquery(e) => has_at_unsafe_function(&e.expr),
-        Expr::Call(call) => {
-            UNSAFE.contains(&call.func.name)
-                || call.args.args.iter().any(|a| has_at_unsafe_function(a))
-        }
-        _ => false,
-    }
-}
-
-/// Sets `@ t` on selectors and subqueries that have none, not descending into a subquery (which
-/// then has one).
-fn set_at(expr: &mut Expr, t_ms: i64) {
-    let at = || {
-        let time = if t_ms >= 0 {
-            SystemTime::UNIX_EPOCH + Duration::from_millis(t_ms.unsigned_abs())
-        } else {
-            SystemTime::UNIX_EPOCH - Duration::from_millis(t_ms.unsigned_abs())
-        };
-        Some(AtModifier::At(time))
-    };
-    match expr {
-        Expr::Aggregate(e) => {
-            set_at(&mut e.expr, t_ms);
-            if let Some(param) = &mut e.param {
-                set_at(param, t_ms);
-            }
-        }
-        Expr::Unary(e) => set_at(&mut e.expr, t_ms),
-        Expr::Binary(e) => {
-            set_at(&mut e.lhs, t_ms);
-            set_at(&mut e.rhs, t_ms);
-        }
-        Expr::Paren(e) => set_at(&mut e.expr, t_ms),
-        Expr::Subquery(e) => {
-            if e.at.is_none() {
-                e.at = at();
-            }
-        }
-        Expr::VectorSelector(vs) => {
-            if vs.at.is_none() {
-                vs.at = at();
-            }
-        }
-        Expr::MatrixSelector(ms) => {
-            if ms.vs.at.is_none() {
-                ms.vs.at = at();
-            }
-        }
-        Expr::Call(call) => call.args.args.iter_mut().for_each(|arg| set_at(arg, t_ms)),
-        Expr::NumberLiteral(_) | Expr::StringLiteral(_) | Expr::Extension(_) => {}
-    }
-}
-
-/// `start()`, `end()`, `range()`, `step()` resolve differently in range mode.
-fn uses_query_context(expr: &str) -> bool {
-    ["start()", "end()", "range()", "step()"].iter().any(|f| {
-        expr.match_indices(f).any(|(i, _)| {
-            i == 0
-                || !expr.as_bytes()[i - 1].is_ascii_alphanumeric() && expr.as_bytes()[i - 1] != b'_'
-        })
-    })
-}
-
-/// Checks an evaluation's outcome: the failure expectation, annotations, then the value.
-/// `start_ms`/`step_ms` place expected range values.
-fn check(
-    eval: &Eval,
-    result: Result<QueryResult, QueryError>,
-    start_ms: i64,
-    step_ms: i64,
-) -> Result<(), String> {
-    let result = match result {
-        Err(err) if eval.is_fail() => {
-            return match eval.expects(ExpectKind::Fail).next() {
-                Some(expected) if !expected.matches(&err.message) => {
-                    Err(format!("expected error matching {expected}, got: {}", err.message))
-                }
-                _ => Ok(()),
-            };
-        }
-        Err(err) => return Err(format!("error: {}", err.message)),
-        Ok(_) if eval.is_fail() => return Err("expected an error, got none".to_owned()),
-        Ok(result) => result,
-    };
-    check_annotations(eval, &result)?;
-    compare_value(eval, &result.value, start_ms, step_ms)
-}
-
-fn check_annotations(eval: &Eval, result: &QueryResult) -> Result<(), String> {
-    let kinds = [
-        ("warn", ExpectKind::Warn, ExpectKind::NoWarn, eval.warn, &result.annotations.warnings),
-        ("info", ExpectKind::Info, ExpectKind::NoInfo, eval.info, &result.annotations.infos),
-    ];
-    for (name, expect, forbid, old_flag, actual) in kinds {
-        if old_flag && actual.is_empty() {
-            return Err(format!("expected {name} annotations, got none"));
-        }
-        let expected: Vec<&MessageMatch> = eval.expects(expect).collect();
-        if !expected.is_empty() {
-            if actual.is_empty() {
-                return Err(format!("expected {name} annotations, got none"));
-            }
-            if let Some(missing) = expected.iter().find(|e| !actual.iter().any(|a| e.matches(a))) {
-                return Err(format!(
-                    "expected {name} annotation matching {missing}, got {actual:?}"
-                ));
-            }
-            if let Some(extra) = actual.iter().find(|a| !expected.iter().any(|e| e.matches(a))) {
-                return Err(format!("unexpected {name} annotation {extra:?}"));
-            }
-        }
-        if eval.has(forbid) && !actual.is_empty() {
-            return Err(format!("unexpected {name} annotations: {actual:?}"));
-        }
-    }
-    Ok(())
-}
-
-fn compare_value(eval: &Eval, value: &Value, start_ms: i64, step_ms: i64) -> Result<(), String> {
-    match value {
-        Value::Matrix(matrix) => {
-            if eval.is_ordered() {
-                return Err("expected an ordered result, got a matrix".to_owned());
-            }
-            if let Expected::Scalar(_) = eval.expected {
-                return Err("expected a scalar, got a matrix".to_owned());
-            }
-            check_sorted(matrix)?;
-            let expected = expected_series(eval);
-            for series in matrix {
-                let Some(desc) = expected.get(&series.labels) else {
-                    return Err(format!(
-                        "unexpected series {} with {}",
-                        series.labels,
-                        format_points(&series.points)
-                    ));
-                };
-                let mut expected_points = Vec::new();
-                for (i, value) in desc.values.iter().enumerate() {
-                    let t = start_ms + i as i64 * step_ms;
-                    if t > eval.end_ms {
-                        return Err(format!(
-                            "{} values expected for {} but the range has fewer steps",
-                            desc.values.len(),
-                            series.labels
-                        ));
-                    }
-                    if let SeqValue::Float(v) = value {
-                        expected_points.push(Point { t, v: *v });
-                    }
-                }
-                let mismatch = expected_points.len() != series.points.len()
-                    || expected_points
-                        .iter()
-                        .zip(&series.points)
-                        .any(|(e, g)| e.t != g.t || !almost_equal(e.v, g.v));
-                if mismatch {
-                    return Err(format!(
-                        "{}: expected {}, got {}",
-                        series.labels,
-                        format_points(&expected_points),
-                        format_points(&series.points)
-                    ));
-                }
-            }
-            if let Some(missing) =
-                expected.keys().find(|labels| !matrix.iter().any(|s| &s.labels == **labels))
-            {
-                return Err(format!("expected series {missing} not found"));
-            }
-            Ok(())
-        }
-        Value::Vector(samples) => {
-            if let Expected::Scalar(_) = eval.expected {
-                return Err(format!("expected a scalar, got a vector of {}", samples.len()));
-            }
-            let got: Vec<(Labels, f64)> = samples.iter().map(|s| (s.labels.clone(), s.v)).collect();
-            compare_vector(eval, &got)
-        }
-        Value::Scalar { v, .. } => match eval.expected {
-            Expected::Scalar(expected) => {
-                compare_float(expected, *v).map_err(|e| format!("scalar: {e}"))
-            }
-            _ => Err(format!("expected a vector or matrix, got scalar {v}")),
-        },
-        Value::String { v, .. } => match &eval.expected {
-            Expected::String(expected) if expected == v => Ok(()),
-            expected => Err(format!("expected {expected:?}, got string {v:?}")),
-        },
-    }
-}
-
-fn compare_vector(eval: &Eval, got: &[(Labels, f64)]) -> Result<(), String> {
-    let expected_list: &[SeriesDesc] = match &eval.expected {
-        Expected::Series(series) => series,
-        _ => &[],
-    };
-    let expected = expected_series(eval);
-    for (position, (labels, value)) in got.iter().enumerate() {
-        let Some(desc) = expected.get(labels) else {
-            return Err(format!("unexpected series {labels} with value {value}"));
-        };
-        if eval.is_ordered() {
-            let want = expected_list.iter().position(|d| &d.labels == labels).unwrap_or(usize::MAX);
-            if want != position {
-                return Err(format!(
-                    "expected {labels} at position {} but it was at {}",
-                    want + 1,
-                    position + 1
-                ));
-            }
-        }
-        let want = match desc.values.first() {
-            Some(SeqValue::Float(v)) => *v,
-            other => return Err(format!("{labels}: expected {other:?}, got {value}")),
-        };
-        compare_float(want, *value).map_err(|e| format!("{labels}: {e}"))?;
-    }
-    if let Some(missing) = expected.keys().find(|labels| !got.iter().any(|(l, _)| l == **labels)) {
-        return Err(format!("expected series {missing} not found (got {} series)", got.len()));
-    }
-    Ok(())
-}
-
-fn expected_series(eval: &Eval) -> HashMap<&Labels, &SeriesDesc> {
-    match &eval.expected {
-        Expected::Series(series) => series.iter().map(|d| (&d.labels, d)).collect(),
-        _ => HashMap::new(),
-    }
-}
-
-fn check_sorted(matrix: &[super::value::Series]) -> Result<(), String> {
-    match matrix.windows(2).find(|w| w[0].labels > w[1].labels) {
-        Some(w) => {
-            Err(format!("matrix not sorted by labels: {} before {}", w[0].labels, w[1].labels))
-        }
-        None => Ok(()),
-    }
-}
-
-fn compare_float(expected: f64, got: f64) -> Result<(), String> {
-    if almost_equal(expected, got) {
-        Ok(())
-    } else {
-        Err(format!("expected {expected}, got {got}"))
-    }
-}
-
-fn format_points(points: &[Point]) -> String {
-    let items: Vec<String> = points.iter().map(|p| format!("{} @{}", p.v, p.t)).collect();
-    format!("[{}]", items.join(", "))
-}
-
-/// Prometheus' `almost.Equal` with epsilon [`EPSILON`].
-pub fn almost_equal(a: f64, b: f64) -> bool {
-    if a.is_nan() && b.is_nan() {
-        return true;
-    }
-    if a == b {
-        return true;
-    }
-    let abs_sum = a.abs() + b.abs();
-    let diff = (a - b).abs();
-    if a == 0.0 || b == 0.0 || abs_sum < f64::MIN_POSITIVE {
-        return diff < EPSILON * f64::MIN_POSITIVE;
-    }
-    diff / abs_sum.min(f64::MAX) < EPSILON
 }
 
 /// Totals over several files.
@@ -692,26 +352,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn almost_equal_like_prometheus() {
-        assert!(almost_equal(1.0, 1.0 + 1e-9));
-        assert!(!almost_equal(1.0, 1.001));
-        assert!(almost_equal(f64::NAN, f64::NAN));
-        assert!(!almost_equal(0.0, 1e-300));
-        assert!(almost_equal(f64::INFINITY, f64::INFINITY));
-    }
-
-    #[test]
-    fn nhcb_series_drop_le_and_suffix() {
-        let bucket = Labels::from_pairs([("__name__", "h_bucket"), ("le", "1"), ("job", "a")]);
-        assert_eq!(
-            nhcb_labels(&bucket),
-            Some(Labels::from_pairs([("__name__", "h"), ("job", "a")]))
-        );
-        let plain = Labels::from_pairs([("__name__", "h_total")]);
-        assert_eq!(nhcb_labels(&plain), None);
-    }
-
-    #[test]
     fn histogram_cases_are_skipped_with_the_rule() {
         let unsupported =
             Unsupported::parse("rules:\n  - rule: native_histograms\n    reason: nh\n").unwrap();
@@ -719,11 +359,5 @@ mod tests {
         let report = run_script("x.test", script, &unsupported);
         assert_eq!(report.skipped.len(), 2);
         assert!(report.skipped[1].reason.contains("selects"));
-    }
-
-    #[test]
-    fn query_context_functions_are_detected() {
-        assert!(uses_query_context("x + step()"));
-        assert!(!uses_query_context("foo_step()"));
     }
 }

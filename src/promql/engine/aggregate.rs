@@ -149,12 +149,12 @@ fn grouping_labels(labels: &Labels, modifier: &Option<LabelModifier>) -> Labels 
     match modifier {
         None => Labels::default(),
         Some(LabelModifier::Include(by)) => Labels::from_sorted_unchecked(
-            labels.iter().filter(|l| by.labels.iter().any(|n| *n == l.name)).cloned().collect(),
+            labels.iter().filter(|l| by.labels.contains(&l.name)).cloned().collect(),
         ),
         Some(LabelModifier::Exclude(without)) => Labels::from_sorted_unchecked(
             labels
                 .iter()
-                .filter(|l| l.name != METRIC_NAME && !without.labels.iter().any(|n| *n == l.name))
+                .filter(|l| l.name != METRIC_NAME && !without.labels.contains(&l.name))
                 .cloned()
                 .collect(),
         ),
@@ -325,7 +325,7 @@ impl Evaluator<'_> {
             "quantile" => self.quantile_groups(&param, &input, &groups, steps)?,
             "count_values" => count_values(&label_param, &input, &groups, steps),
             "topk" | "bottomk" | "limitk" | "limit_ratio" => {
-                self.select_k(&op, &param, input, &groups, steps)?
+                self.select_k(&op, &param, &input, &groups, steps)?
             }
             other => {
                 return Err(QueryError::bad_data(format!("unknown aggregation operator {other:?}")))
@@ -404,7 +404,7 @@ impl Evaluator<'_> {
         &self,
         op: &str,
         param: &[f64],
-        input: Vec<VSeries>,
+        input: &[VSeries],
         groups: &Groups,
         steps: Steps,
     ) -> Result<Vec<VSeries>, QueryError> {

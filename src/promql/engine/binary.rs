@@ -198,8 +198,22 @@ impl Evaluator<'_> {
                     .as_ref()
                     .map(|m| m.card.clone())
                     .unwrap_or(VectorMatchCardinality::OneToOne);
+                let fill = bin
+                    .modifier
+                    .as_ref()
+                    .map(|m| Fill { many: m.fill_values.lhs, one: m.fill_values.rhs })
+                    .unwrap_or_default();
                 self.check_deadline()?;
-                Ok(Val::Vector(vector_vector(op, l, r, &matching, &card, return_bool, steps)?))
+                Ok(Val::Vector(vector_vector(
+                    op,
+                    l,
+                    r,
+                    &matching,
+                    &card,
+                    return_bool,
+                    fill,
+                    steps,
+                )?))
             }
             _ => Err(QueryError::bad_data(
                 "binary expression must contain only scalar and instant vector types",
@@ -300,7 +314,67 @@ fn labels_text(labels: &Labels) -> String {
     format!("{{{}}}", parts.join(", "))
 }
 
+/// Fill values of `fill`/`fill_left`/`fill_right`: what a missing side counts as.
+#[derive(Clone, Copy, Debug, Default)]
+struct Fill {
+    /// `fill_left`: the value of a missing "many" side (a "one" sample nothing matched).
+    many: Option<f64>,
+    /// `fill_right`: the value of a missing "one" side (a "many" sample without a match).
+    one: Option<f64>,
+}
+
+/// The output series being built, found by (many, one) pair and by labels.
+struct Output {
+    series: Vec<VSeries>,
+    by_pair: HashMap<(usize, usize), usize>,
+    by_labels: HashMap<Labels, usize>,
+    /// The last pair and its series: consecutive points of a series usually share it.
+    last: Option<((usize, usize), usize)>,
+}
+
+impl Output {
+    /// Appends a point to the series of `key`, creating it with `labels()` on first use; a
+    /// second point at the same step is Prometheus' grouping error.
+    fn push(
+        &mut self,
+        key: (usize, usize),
+        labels: impl FnOnce() -> Labels,
+        drop_name: bool,
+        point: Point,
+    ) -> Result<(), QueryError> {
+        let cached = self.last.filter(|(last_key, _)| *last_key == key).map(|(_, index)| index);
+        let index = match cached.or_else(|| self.by_pair.get(&key).copied()) {
+            Some(index) => index,
+            None => {
+                let labels = labels();
+                let series = &mut self.series;
+                let index = *self.by_labels.entry(labels.clone()).or_insert_with(|| {
+                    series.push(VSeries { labels, points: Vec::new(), drop_name });
+                    series.len() - 1
+                });
+                self.by_pair.insert(key, index);
+                index
+            }
+        };
+        self.last = Some((key, index));
+        let target = &mut self.series[index];
+        if target.points.last().is_some_and(|last| last.t >= point.t) {
+            if target.points.iter().any(|q| q.t == point.t) {
+                return Err(QueryError::execution(
+                    "multiple matches for labels: grouping labels must ensure unique matches",
+                ));
+            }
+            let at = target.points.partition_point(|q| q.t < point.t);
+            target.points.insert(at, point);
+        } else {
+            target.points.push(point);
+        }
+        Ok(())
+    }
+}
+
 /// Arithmetic and comparison between two vectors.
+#[allow(clippy::too_many_arguments)]
 fn vector_vector(
     op: Op,
     lhs: Vec<VSeries>,
@@ -308,8 +382,10 @@ fn vector_vector(
     matching: &Matching<'_>,
     card: &VectorMatchCardinality,
     return_bool: bool,
+    fill: Fill,
     steps: Steps,
 ) -> Result<Vec<VSeries>, QueryError> {
+    const NO_SERIES: usize = usize::MAX;
     let n = steps.len();
     let (many, one, swapped) = match card {
         VectorMatchCardinality::OneToMany(_) => (rhs, lhs, true),
@@ -322,99 +398,123 @@ fn vector_vector(
         _ => Vec::new(),
     };
     let one_to_one = matches!(card, VectorMatchCardinality::OneToOne);
+    let comparison = op.is_comparison();
+    // The value of a result, or None if a filtering comparison drops it.
+    let compute = |many_value: f64, one_value: f64| -> Option<f64> {
+        let (l, r) = if swapped { (one_value, many_value) } else { (many_value, one_value) };
+        let (value, keep) = op.apply(l, r);
+        if return_bool {
+            Some(f64::from(u8::from(keep)))
+        } else {
+            keep.then_some(value)
+        }
+    };
 
-    // The "one" side per signature: for each step, which series has a value and the value.
-    let mut one_index: HashMap<Vec<u8>, Vec<Option<(u32, f64)>>> = HashMap::new();
+    // The "one" side by signature group: for each step, which series has a value, and its value.
+    let mut group_of_sig: HashMap<Vec<u8>, usize> = HashMap::new();
+    let mut slots: Vec<Vec<Option<(usize, f64)>>> = Vec::new();
     for (i, s) in one.iter().enumerate() {
         let sig = matching.signature(&s.labels);
-        let slots = one_index.entry(sig).or_insert_with(|| vec![None; n]);
+        let group = *group_of_sig.entry(sig).or_insert_with(|| {
+            slots.push(vec![None; n]);
+            slots.len() - 1
+        });
         for p in &s.points {
-            let slot = &mut slots[step_index(steps, p.t)];
+            let slot = &mut slots[group][step_index(steps, p.t)];
             if let Some((other, _)) = *slot {
                 let side = if swapped { "left" } else { "right" };
                 return Err(QueryError::execution(format!(
                     "found duplicate series for the match group {} on the {side} hand-side of the operation: [{}, {}];many-to-many matching not allowed: matching labels must be unique on one side",
                     labels_text(&matching.match_labels(&s.labels)),
-                    labels_text(&one[other as usize].labels),
+                    labels_text(&one[other].labels),
                     labels_text(&s.labels),
                 )));
             }
-            *slot = Some((i as u32, p.v));
+            *slot = Some((i, p.v));
         }
     }
 
-    let mut out: Vec<VSeries> = Vec::new();
-    // Output series by (many, one) pair, and by result labels.
-    let mut by_pair: HashMap<(usize, u32), usize> = HashMap::new();
-    let mut by_labels: HashMap<Labels, usize> = HashMap::new();
-    // One-to-one: the steps at which a signature was already matched.
-    let mut matched: HashMap<&[u8], Vec<bool>> = HashMap::new();
-    let many_sigs: Vec<Vec<u8>> = many.iter().map(|s| matching.signature(&s.labels)).collect();
-    for (mi, (m, sig)) in many.iter().zip(&many_sigs).enumerate() {
-        let Some(slots) = one_index.get(sig) else {
-            continue;
-        };
+    let mut out = Output {
+        series: Vec::new(),
+        by_pair: HashMap::new(),
+        by_labels: HashMap::new(),
+        last: None,
+    };
+    // Per group, the steps at which some "many" sample matched it.
+    let mut matched: Vec<Vec<bool>> = vec![Vec::new(); slots.len()];
+    let no_labels = Labels::default();
+    for (mi, m) in many.iter().enumerate() {
+        let group = group_of_sig.get(&matching.signature(&m.labels)).copied();
+        let drop_name = m.drop_name || return_bool || !comparison;
         for p in &m.points {
             let step = step_index(steps, p.t);
-            let Some((oi, one_value)) = slots[step] else {
-                continue;
-            };
-            // Checked before comparisons filter: Prometheus reports the ambiguity even when
-            // the comparison would drop every sample.
-            if one_to_one {
-                let seen = matched.entry(sig.as_slice()).or_insert_with(|| vec![false; n]);
-                if seen[step] {
-                    return Err(QueryError::execution(
-                        "multiple matches for labels: many-to-one matching must be explicit (group_left/group_right)",
-                    ));
-                }
-                seen[step] = true;
-            }
-            let (l, r) = if swapped { (one_value, p.v) } else { (p.v, one_value) };
-            let (mut value, keep) = op.apply(l, r);
-            if return_bool {
-                value = f64::from(u8::from(keep));
-            } else if !keep {
-                continue;
-            }
-            let index = match by_pair.get(&(mi, oi)) {
-                Some(&index) => index,
-                None => {
-                    let labels = result_labels(
+            let matched_slot = group.and_then(|g| slots[g][step].map(|slot| (g, slot)));
+            let Some((group, (oi, one_value))) = matched_slot else {
+                // No match: `fill_right` stands in for the missing "one" sample.
+                let Some(fill_one) = fill.one else { continue };
+                let Some(value) = compute(p.v, fill_one) else { continue };
+                let labels = || {
+                    result_labels(
                         &m.labels,
-                        &one[oi as usize].labels,
+                        &no_labels,
                         matching,
                         &include,
                         one_to_one,
                         return_bool,
-                    );
-                    let index = *by_labels.entry(labels.clone()).or_insert_with(|| {
-                        out.push(VSeries {
-                            labels,
-                            points: Vec::new(),
-                            drop_name: m.drop_name || return_bool || !op.is_comparison(),
-                        });
-                        out.len() - 1
-                    });
-                    by_pair.insert((mi, oi), index);
-                    index
-                }
+                    )
+                };
+                out.push((mi, NO_SERIES), labels, drop_name, Point { t: p.t, v: value })?;
+                continue;
             };
-            let target = &mut out[index];
-            if target.points.last().is_some_and(|last| last.t >= p.t) {
-                if target.points.iter().any(|q| q.t == p.t) {
-                    return Err(QueryError::execution(
-                        "multiple matches for labels: grouping labels must ensure unique matches",
-                    ));
+            let seen = &mut matched[group];
+            if seen.is_empty() {
+                seen.resize(n, false);
+            }
+            // Checked before comparisons filter: Prometheus reports the ambiguity even when
+            // the comparison would drop every sample.
+            if one_to_one && seen[step] {
+                return Err(QueryError::execution(
+                    "multiple matches for labels: many-to-one matching must be explicit (group_left/group_right)",
+                ));
+            }
+            seen[step] = true;
+            let Some(value) = compute(p.v, one_value) else { continue };
+            let labels = || {
+                result_labels(
+                    &m.labels,
+                    &one[oi].labels,
+                    matching,
+                    &include,
+                    one_to_one,
+                    return_bool,
+                )
+            };
+            out.push((mi, oi), labels, drop_name, Point { t: p.t, v: value })?;
+        }
+    }
+
+    // `fill_left`: "one" samples no "many" sample matched, against a stand-in with the match
+    // group's labels.
+    if let Some(fill_many) = fill.many {
+        for (group, group_slots) in slots.iter().enumerate() {
+            for (step, slot) in group_slots.iter().enumerate() {
+                let Some((oi, one_value)) = *slot else { continue };
+                if matched[group].get(step).copied().unwrap_or(false) {
+                    continue;
                 }
-                let at = target.points.partition_point(|q| q.t < p.t);
-                target.points.insert(at, Point { t: p.t, v: value });
-            } else {
-                target.points.push(Point { t: p.t, v: value });
+                let Some(value) = compute(fill_many, one_value) else { continue };
+                let o = &one[oi];
+                let labels = || {
+                    let stand_in = matching.match_labels(&o.labels);
+                    result_labels(&stand_in, &o.labels, matching, &include, one_to_one, return_bool)
+                };
+                let drop_name = return_bool || !comparison;
+                let point = Point { t: steps.time(step), v: value };
+                out.push((NO_SERIES, oi), labels, drop_name, point)?;
             }
         }
     }
-    Ok(out)
+    Ok(out.series)
 }
 
 /// The labels of a result sample (Prometheus' `resultMetric`, with delayed name removal).

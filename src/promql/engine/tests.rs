@@ -244,3 +244,57 @@ fn annotation_positions_are_one_based_line_and_column() {
     assert_eq!(annotation_position(query, &call.args.args[1]), " (2:3)");
     assert_eq!(annotation_position("other", &call.args.args[1]), "");
 }
+
+#[test]
+fn fill_modifiers_stand_in_for_missing_sides() {
+    let mut s = MemStorage::new();
+    load(&mut s, &[("__name__", "l"), ("k", "a")], MIN, &[Some(10.0)]);
+    load(&mut s, &[("__name__", "l"), ("k", "b")], MIN, &[Some(20.0)]);
+    load(&mut s, &[("__name__", "r"), ("k", "a")], MIN, &[Some(100.0)]);
+    load(&mut s, &[("__name__", "r"), ("k", "c")], MIN, &[Some(300.0)]);
+    let e = engine();
+    let sorted = |query: &str| {
+        let mut v = vector(e.instant_query(&s, query, 0).unwrap());
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v
+    };
+    assert_eq!(
+        sorted("l + fill(1) r"),
+        vec![
+            (labels(&[("k", "a")]), 110.0),
+            (labels(&[("k", "b")]), 21.0),
+            (labels(&[("k", "c")]), 301.0)
+        ]
+    );
+    assert_eq!(sorted("l + fill_right(0) r").len(), 2);
+    assert_eq!(sorted("l - fill_left(0) r")[1], (labels(&[("k", "c")]), -300.0));
+    // A filtering comparison keeps the left sample, or the stand-in's value and match labels.
+    assert_eq!(
+        sorted("l != fill(300) r"),
+        vec![
+            (labels(&[("__name__", "l"), ("k", "a")]), 10.0),
+            (labels(&[("__name__", "l"), ("k", "b")]), 20.0)
+        ]
+    );
+}
+
+#[test]
+fn group_right_copies_labels_from_the_one_side_and_subqueries_honour_at() {
+    let mut s = MemStorage::new();
+    load(&mut s, &[("__name__", "info"), ("node", "n1"), ("os", "linux")], MIN, &[Some(1.0)]);
+    load(&mut s, &[("__name__", "cpu"), ("node", "n1"), ("cpu", "0")], MIN, &[Some(3.0)]);
+    load(&mut s, &[("__name__", "cpu"), ("node", "n1"), ("cpu", "1")], MIN, &[Some(5.0)]);
+    let e = engine();
+    let mut joined = vector(e.instant_query(&s, "info * on(node) group_right(os) cpu", 0).unwrap());
+    joined.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(
+        joined,
+        vec![
+            (labels(&[("cpu", "0"), ("node", "n1"), ("os", "linux")]), 3.0),
+            (labels(&[("cpu", "1"), ("node", "n1"), ("os", "linux")]), 5.0)
+        ]
+    );
+    // `@ 0` pins the subquery: the same points whatever the evaluation time.
+    let pinned = matrix(e.instant_query(&s, "cpu{cpu=\"0\"}[2m:1m] @ 0", 50 * MIN).unwrap());
+    assert_eq!(pinned[0].points, vec![Point { t: 0, v: 3.0 }]);
+}

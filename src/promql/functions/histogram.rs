@@ -43,7 +43,7 @@ pub(super) fn call(
             let quantiles: Vec<Vec<f64>> = (2..args.len())
                 .map(|i| args.scalar(i).map(<[f64]>::to_vec))
                 .collect::<Result<_, _>>()?;
-            histogram_quantiles(series, &label, &quantiles, ctx, annotations)
+            histogram_quantiles(&series, &label, &quantiles, ctx, annotations)
         }
         "histogram_fraction" => {
             let (lower, upper) = (args.scalar(0)?.to_vec(), args.scalar(1)?.to_vec());
@@ -65,7 +65,7 @@ pub(super) fn call(
 /// `histogram_quantiles(v, "label", q1, q2, …)`: one output series per quantile, told apart by
 /// `label` set to the quantile (`0.0`, `0.25`, `1.0`, `NaN`).
 fn histogram_quantiles(
-    series: Vec<Series>,
+    series: &[Series],
     label: &str,
     quantiles: &[Vec<f64>],
     ctx: &FnCtx<'_>,
@@ -77,10 +77,11 @@ fn histogram_quantiles(
         }
     }
     let mut out: Vec<Series> = Vec::new();
+    let mut by_labels: HashMap<Labels, Vec<usize>> = HashMap::new();
     let mut forced_names = Vec::new();
     for q in quantiles {
         let mut labelled: Vec<(Labels, Point)> = Vec::new();
-        let groups = per_histogram(series.clone(), ctx, annotations, |i, buckets, labels| {
+        let groups = per_histogram(series.to_vec(), ctx, annotations, |i, buckets, labels| {
             let (value, forced) = bucket_quantile(q[i], buckets);
             if forced {
                 forced_names.push(labels.metric_name().unwrap_or("").to_owned());
@@ -97,12 +98,15 @@ fn histogram_quantiles(
         }
         for (labels, point) in labelled {
             // A label set seen twice at one step stays two series: the engine reports it.
-            match out
-                .iter_mut()
-                .find(|s| s.labels == labels && s.points.iter().all(|p| p.t != point.t))
-            {
-                Some(existing) => existing.points.push(point),
-                None => out.push(Series { labels, points: vec![point] }),
+            let slots = by_labels.entry(labels.clone()).or_default();
+            let free =
+                slots.iter().copied().find(|&k| out[k].points.iter().all(|p| p.t != point.t));
+            match free {
+                Some(k) => out[k].points.push(point),
+                None => {
+                    slots.push(out.len());
+                    out.push(Series { labels, points: vec![point] });
+                }
             }
         }
     }
@@ -156,11 +160,16 @@ fn per_histogram(
     let mut buckets = Vec::new();
     for (labels, members) in groups {
         let mut points = Vec::new();
+        // Points are sorted at step times: one cursor per bucket series walks them once.
+        let mut cursors = vec![0usize; members.len()];
         for i in 0..ctx.steps.len() {
             let t = ctx.steps.time(i);
             buckets.clear();
-            for (upper, s) in &members {
-                if let Some(p) = s.points.iter().find(|p| p.t == t) {
+            for ((upper, s), cursor) in members.iter().zip(cursors.iter_mut()) {
+                while s.points.get(*cursor).is_some_and(|p| p.t < t) {
+                    *cursor += 1;
+                }
+                if let Some(p) = s.points.get(*cursor).filter(|p| p.t == t) {
                     buckets.push(Bucket { upper: *upper, count: p.v });
                 }
             }

@@ -54,25 +54,28 @@ pub(super) fn call(
         }
         "scalar" => {
             let series = args.vector(0)?;
-            let values = (0..steps.len())
-                .map(|i| {
-                    let t = steps.time(i);
-                    let mut at_step =
-                        series.iter().filter_map(|s| s.points.iter().find(|p| p.t == t));
-                    match (at_step.next(), at_step.next()) {
-                        (Some(p), None) => p.v,
-                        _ => f64::NAN,
-                    }
-                })
-                .collect();
+            // The value where exactly one series has a point at the step, else NaN.
+            let mut count = vec![0usize; steps.len()];
+            let mut values = vec![f64::NAN; steps.len()];
+            for p in series.iter().flat_map(|s| &s.points) {
+                if let Some(i) = steps.index(p.t) {
+                    count[i] += 1;
+                    values[i] = if count[i] == 1 { p.v } else { f64::NAN };
+                }
+            }
             StepValue::Scalar(values)
         }
         "absent" => {
             let series = args.vector(0)?;
-            let points: Vec<Point> = steps
-                .times()
-                .filter(|&t| !series.iter().any(|s| s.points.iter().any(|p| p.t == t)))
-                .map(|t| Point { t, v: 1.0 })
+            let mut present = vec![false; steps.len()];
+            for p in series.iter().flat_map(|s| &s.points) {
+                if let Some(i) = steps.index(p.t) {
+                    present[i] = true;
+                }
+            }
+            let points: Vec<Point> = (0..steps.len())
+                .filter(|&i| !present[i])
+                .map(|i| Point { t: steps.time(i), v: 1.0 })
                 .collect();
             if points.is_empty() {
                 StepValue::Vector(Vec::new())

@@ -73,23 +73,25 @@ pub(super) fn call(
             let (smoothing, trend) = (args.scalar(1)?.to_vec(), args.scalar(2)?.to_vec());
             let mut error = None;
             let out = per_window(&range, &ctx.steps, |i, points, _| {
-                if points.len() < 2 {
+                // Checked for every series with samples, before the two-sample minimum; a NaN
+                // factor passes the check (as in Prometheus) and makes the result NaN.
+                if points.is_empty() {
                     return None;
                 }
                 let (sf, tf) = (smoothing[i], trend[i]);
-                if sf <= 0.0 || sf >= 1.0 || sf.is_nan() {
+                if sf <= 0.0 || sf >= 1.0 {
                     error.get_or_insert(format!(
                         "invalid smoothing factor. Expected: 0 < sf < 1, got: {sf:.6}"
                     ));
                     return None;
                 }
-                if tf <= 0.0 || tf >= 1.0 || tf.is_nan() {
+                if tf <= 0.0 || tf >= 1.0 {
                     error.get_or_insert(format!(
                         "invalid trend factor. Expected: 0 < tf < 1, got: {tf:.6}"
                     ));
                     return None;
                 }
-                Some(double_exponential_smoothing(points, sf, tf))
+                (points.len() >= 2).then(|| double_exponential_smoothing(points, sf, tf))
             });
             if let Some(message) = error {
                 return Err(QueryError::execution(message));
@@ -393,7 +395,7 @@ mod tests {
 
     #[test]
     fn rate_extrapolates_to_window_edges() {
-        // Samples every 60 s from 0 to 240 s, +10 each, window (0, 300]: the first sample at 60 s.
+        // Samples every 60 s from 60 s to 300 s, +10 each, window (0, 300].
         let p = points(&[
             (60_000, 10.0),
             (120_000, 20.0),
@@ -402,16 +404,14 @@ mod tests {
             (300_000, 50.0),
         ]);
         let increase = extrapolated_rate(&p, 0, 300_000, 300_000, true, false).unwrap();
-        // 40 over 240 s, extrapolated 60 s to the start (not past zero: zero is 60 s back).
+        // 40 over 240 s, extrapolated 60 s to the start (exactly where the counter would be 0).
         assert!((increase - 50.0).abs() < 1e-9, "{increase}");
         let rate = extrapolated_rate(&p, 0, 300_000, 300_000, true, true).unwrap();
         assert!((rate - 50.0 / 300.0).abs() < 1e-12);
-        // A counter reset adds the value before the reset.
+        // A counter reset adds the value before the reset (5 -> 1 is an increase of 1), and the
+        // 60 s sampled are extrapolated 60 s back to the window start (-60 s, 60 s].
         let reset = points(&[(0, 5.0), (60_000, 1.0)]);
-        assert_eq!(
-            extrapolated_rate(&reset, -60_000, 60_000, 120_000, true, false),
-            Some(1.0 * 1.5)
-        );
+        assert_eq!(extrapolated_rate(&reset, -60_000, 60_000, 120_000, true, false), Some(2.0));
         assert_eq!(extrapolated_rate(&reset[..1], -60_000, 60_000, 120_000, true, false), None);
     }
 
