@@ -26,6 +26,8 @@
 //!   remote-write 1.0/2.0, Loki push, OTLP gRPC/HTTP.
 //! * [`storage`]   WAL in front of every acknowledgement (records, per-consumer positions,
 //!   replay, repair), the head, Parquet blocks, the object-store bucket, compaction and tiers.
+//! * [`rules`]     Prometheus rule files: recording and alerting rules evaluated over the
+//!   engine, alert templates, `ALERTS` state and restore, `check rules` / `test rules`.
 //! * [`telemetry`] logging setup and the one catalog of Strata's own metrics.
 //! * [`server`]    the HTTP routers (main and OTLP/HTTP) and the single error → status mapping;
 //!   the OTLP/gRPC services live in `ingest::otlp::grpc`.
