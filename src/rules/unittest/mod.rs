@@ -294,6 +294,16 @@ impl Setup<'_> {
             Ok(t) => t,
             Err(e) => return (vec![e], notes),
         };
+        let max_eval = tg
+            .alert_rule_test
+            .iter()
+            .map(|a| a.eval_time.get().as_millis() as i64)
+            .chain(tg.promql_expr_test.iter().map(|p| p.eval_time.get().as_millis() as i64))
+            .max()
+            .unwrap_or(0);
+        // Like promtool's lazy loader, samples after the last evaluation tick are never loaded
+        // (it matters for `@` modifiers that look ahead).
+        let last_tick = mint + max_eval - max_eval % self.eval_interval_ms;
         let mut storage = MemStorage::new();
         for input in &tg.input_series {
             if input.values.contains("{{") {
@@ -314,7 +324,8 @@ impl Setup<'_> {
             let points = values
                 .into_iter()
                 .enumerate()
-                .filter_map(|(i, v)| v.map(|v| Point { t: mint + i as i64 * interval_ms, v }));
+                .filter_map(|(i, v)| v.map(|v| Point { t: mint + i as i64 * interval_ms, v }))
+                .take_while(|p| p.t <= last_tick);
             storage.add(labels, points);
         }
         let storage = SharedStorage(RwLock::new(storage));
@@ -352,13 +363,6 @@ impl Setup<'_> {
                 );
             }
         }
-        let max_eval = tg
-            .alert_rule_test
-            .iter()
-            .map(|a| a.eval_time.get().as_millis() as i64)
-            .chain(tg.promql_expr_test.iter().map(|p| p.eval_time.get().as_millis() as i64))
-            .max()
-            .unwrap_or(0);
         let mut alert_times: Vec<i64> =
             tg.alert_rule_test.iter().map(|a| a.eval_time.get().as_millis() as i64).collect();
         alert_times.sort_unstable();
