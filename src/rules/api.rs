@@ -2,11 +2,14 @@
 //! (<https://prometheus.io/docs/prometheus/latest/querying/api/#rules>, `web/api/v1/api.go`
 //! `rules`/`alerts`, 3.x): times RFC 3339 with nanoseconds (Go's zero time when never
 //! evaluated), durations in seconds, alert values as Go's `%e` shortest text (`1e+00`),
-//! `lastError` only when set, recording-rule `labels` only when not empty.
+//! `lastError` only when set, recording-rule `labels` only when not empty. Filters: `type`,
+//! `rule_name[]`, `rule_group[]`, `file[]`, `exclude_alerts`, `match[]` (on configured labels).
 
 use serde_json::{json, Map, Value};
 
 use crate::model::labels::Labels;
+use crate::storage::head::matcher::matches_all;
+use crate::storage::head::{LabelMatcher, MatchOp};
 
 use super::alerting::{ActiveAlert, AlertState, AlertingRule, Rule};
 use super::manager::Manager;
@@ -21,12 +24,53 @@ pub struct RulesQuery {
     pub group_names: Vec<String>,
     pub files: Vec<String>,
     pub exclude_alerts: bool,
+    /// `match[]`: series selectors; a rule is listed when its configured labels satisfy one.
+    pub matchers: Vec<String>,
 }
 
 /// A bad filter: answered as `bad_data` (HTTP 400).
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
 pub struct BadRulesQuery(pub String);
+
+/// A `match[]` selector as matcher sets (one per `or` branch).
+fn selector_matchers(text: &str) -> Result<Vec<Vec<LabelMatcher>>, BadRulesQuery> {
+    let bad = |message: String| BadRulesQuery(format!("invalid parameter \"match[]\": {message}"));
+    let expr = promql_parser::parser::parse(text).map_err(bad)?;
+    let promql_parser::parser::Expr::VectorSelector(selector) = expr else {
+        return Err(bad(format!("{text:?} is not a series selector")));
+    };
+    let mut sets = vec![selector.matchers.matchers.clone()];
+    sets.extend(selector.matchers.or_matchers.iter().cloned());
+    let mut out = Vec::with_capacity(sets.len());
+    for set in sets {
+        let mut matchers = Vec::with_capacity(set.len() + 1);
+        if let Some(name) = &selector.name {
+            matchers.push(LabelMatcher::equal("__name__", name.clone()));
+        }
+        for m in set {
+            let op = match m.op {
+                promql_parser::label::MatchOp::Equal => MatchOp::Equal,
+                promql_parser::label::MatchOp::NotEqual => MatchOp::NotEqual,
+                promql_parser::label::MatchOp::Re(_) => MatchOp::RegexMatch,
+                promql_parser::label::MatchOp::NotRe(_) => MatchOp::RegexNoMatch,
+            };
+            matchers.push(LabelMatcher::new(m.name, op, m.value).map_err(|e| bad(e.to_string()))?);
+        }
+        out.push(matchers);
+    }
+    Ok(out)
+}
+
+/// The labels a rule is configured with (`match[]` filters on these).
+fn configured_labels(rule: &Rule) -> Labels {
+    match rule {
+        Rule::Recording(r) => r.labels.clone(),
+        Rule::Alerting(r) => {
+            Labels::from_pairs(r.labels.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        }
+    }
+}
 
 fn time_text(ms: i64) -> String {
     if ms == 0 {
@@ -63,11 +107,11 @@ fn alert_json(alert: &ActiveAlert) -> Value {
         "labels": labels_json(&alert.labels),
         "annotations": labels_json(&alert.annotations),
         "state": alert.state.as_str(),
-        "activeAt": time_text(alert.active_at_ms),
+        "activeAt": rfc3339_ms(alert.active_at_ms),
         "value": value_text(alert.value),
     });
     if alert.keep_firing_since_ms != 0 {
-        object["keepFiringSince"] = Value::String(time_text(alert.keep_firing_since_ms));
+        object["keepFiringSince"] = Value::String(rfc3339_ms(alert.keep_firing_since_ms));
     }
     object
 }
@@ -130,7 +174,12 @@ impl Manager {
             Some("record") => (false, true),
             Some(other) => return Err(BadRulesQuery(format!("not supported value {other:?}"))),
         };
+        let mut matcher_sets = Vec::new();
+        for text in &query.matchers {
+            matcher_sets.extend(selector_matchers(text)?);
+        }
         let filtered = query.kind.as_deref().is_some_and(|k| !k.is_empty())
+            || !matcher_sets.is_empty()
             || !query.rule_names.is_empty()
             || !query.group_names.is_empty()
             || !query.files.is_empty();
@@ -152,6 +201,11 @@ impl Manager {
                 })
                 .filter(|r| {
                     query.rule_names.is_empty() || query.rule_names.iter().any(|n| n == r.name())
+                })
+                .filter(|r| {
+                    let labels = configured_labels(r);
+                    matcher_sets.is_empty()
+                        || matcher_sets.iter().any(|set| matches_all(set, &labels))
                 })
                 .map(|r| rule_json(r, query.exclude_alerts))
                 .collect();

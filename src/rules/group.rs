@@ -215,7 +215,8 @@ impl Group {
     pub fn copy_state_from(&mut self, old: &Group) {
         self.last_evaluation_ms = old.last_evaluation_ms;
         self.evaluation_seconds = old.evaluation_seconds;
-        self.should_restore = old.should_restore && self.should_restore;
+        // A group reloaded before its first evaluation still restores its alerts.
+        self.should_restore = old.should_restore;
         let mut used = vec![false; old.rules.len()];
         for (index, rule) in self.rules.iter_mut().enumerate() {
             let identity = rule.identity();

@@ -283,7 +283,12 @@ impl Manager {
             tokio::select! {
                 () = tokio::time::sleep(sleep) => {}
                 () = self.inner.changed.notified() => {}
-                _ = shutdown.changed() => {}
+                changed = shutdown.changed() => {
+                    // The sender is gone: nobody can ask us to stop any more, so stop now.
+                    if changed.is_err() {
+                        return;
+                    }
+                }
             }
         }
     }

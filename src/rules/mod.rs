@@ -23,6 +23,8 @@ pub mod file;
 pub mod group;
 pub mod manager;
 #[cfg(test)]
+mod manager_tests;
+#[cfg(test)]
 mod state_tests;
 pub mod template;
 pub mod unittest;

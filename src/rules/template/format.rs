@@ -336,9 +336,9 @@ mod tests {
         assert_eq!(
             sprintf(
                 "%5d|%-3s|%05.1f",
-                &[Value::Int(42), Value::Str("x".into()), Value::Float(3.14159)]
+                &[Value::Int(42), Value::Str("x".into()), Value::Float(1.75)]
             ),
-            "   42|x  |003.1"
+            "   42|x  |001.8"
         );
         assert_eq!(
             sprintf("%q %v %%", &[Value::Str("hi\"".into()), Value::Float(0.5)]),

@@ -316,7 +316,7 @@ fn compare(name: &str, args: &[Value]) -> Result<Value, String> {
     let (first, rest) =
         args.split_first().ok_or_else(|| format!("missing arguments for {name}"))?;
     if rest.is_empty() {
-        return Err(format!("missing argument for comparison"));
+        return Err("missing argument for comparison".to_owned());
     }
     let order = |a: &Value, b: &Value| -> Result<std::cmp::Ordering, String> {
         match (a, b) {

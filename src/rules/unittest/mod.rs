@@ -23,18 +23,26 @@ use std::sync::RwLock;
 use regex::Regex;
 use serde::Deserialize;
 
-use crate::config::units::{format_duration, PromDuration};
+use crate::config::units::PromDuration;
 use crate::model::labels::{Label, Labels};
 use crate::promql::promqltest::parse_series_values;
-use crate::promql::value::STALE_NAN_BITS;
-use crate::promql::{Engine, MemStorage, Point, QueryError, Queryable, SelectHints, Series};
+use crate::promql::{
+    Engine, EngineOptions, MemStorage, Point, QueryError, Queryable, SelectHints, Series,
+};
 use crate::storage::head::LabelMatcher;
 
-use super::alerting::{AlertState, Rule, TemplateContext};
-use super::file;
-use super::group::Group;
-use super::template::format::go_duration;
-use super::{query_vector, template_query};
+use crate::rules::alerting::{AlertState, Rule, TemplateContext};
+use crate::rules::file;
+use crate::rules::group::Group;
+use crate::rules::template::format::go_duration;
+use crate::rules::{query_vector, template_query};
+
+mod input;
+mod report;
+
+pub use input::parse_series;
+use input::start_timestamp;
+use report::{alerts_string, indent_lines, samples_string, values_equal};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -286,6 +294,16 @@ impl Setup<'_> {
             Ok(t) => t,
             Err(e) => return (vec![e], notes),
         };
+        let max_eval = tg
+            .alert_rule_test
+            .iter()
+            .map(|a| a.eval_time.get().as_millis() as i64)
+            .chain(tg.promql_expr_test.iter().map(|p| p.eval_time.get().as_millis() as i64))
+            .max()
+            .unwrap_or(0);
+        // Like promtool's lazy loader, samples after the last evaluation tick are never loaded
+        // (it matters for `@` modifiers that look ahead).
+        let last_tick = mint + max_eval - max_eval % self.eval_interval_ms;
         let mut storage = MemStorage::new();
         for input in &tg.input_series {
             if input.values.contains("{{") {
@@ -306,7 +324,8 @@ impl Setup<'_> {
             let points = values
                 .into_iter()
                 .enumerate()
-                .filter_map(|(i, v)| v.map(|v| Point { t: mint + i as i64 * interval_ms, v }));
+                .filter_map(|(i, v)| v.map(|v| Point { t: mint + i as i64 * interval_ms, v }))
+                .take_while(|p| p.t <= last_tick);
             storage.add(labels, points);
         }
         let storage = SharedStorage(RwLock::new(storage));
@@ -314,7 +333,11 @@ impl Setup<'_> {
             Ok(groups) => groups,
             Err(errors) => return (errors, notes),
         };
-        let engine = Engine::default();
+        // promtool sets the suite's subquery interval to the evaluation interval.
+        let engine = Engine::new(EngineOptions {
+            default_subquery_step_ms: self.eval_interval_ms,
+            ..EngineOptions::default()
+        });
         let context = TemplateContext {
             external_labels: Labels::from_pairs(
                 tg.external_labels.iter().map(|(k, v)| (k.as_str(), v.as_str())),
@@ -340,13 +363,6 @@ impl Setup<'_> {
                 );
             }
         }
-        let max_eval = tg
-            .alert_rule_test
-            .iter()
-            .map(|a| a.eval_time.get().as_millis() as i64)
-            .chain(tg.promql_expr_test.iter().map(|p| p.eval_time.get().as_millis() as i64))
-            .max()
-            .unwrap_or(0);
         let mut alert_times: Vec<i64> =
             tg.alert_rule_test.iter().map(|a| a.eval_time.get().as_millis() as i64).collect();
         alert_times.sort_unstable();
@@ -526,155 +542,10 @@ fn check_alerts(groups: &[Group], case: &AlertTest) -> Option<(String, String)> 
     ))
 }
 
-fn alerts_string(alerts: &[(Labels, Labels)]) -> String {
-    if alerts.is_empty() {
-        return "[]".to_owned();
-    }
-    let mut out = String::from("[");
-    for (i, (labels, annotations)) in alerts.iter().enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        let item =
-            format!("\nLabels:{}\nAnnotations:{}", prom_labels(labels), prom_labels(annotations));
-        out.push_str(&format!("\n{i}:{}", indent_lines(&item, "  ")));
-    }
-    out.push_str("\n]");
-    out
-}
-
-fn indent_lines(text: &str, indent: &str) -> String {
-    text.split('\n').collect::<Vec<_>>().join(&format!("\n{indent}"))
-}
-
-/// Prometheus' `labels.Labels.String()`: `{a="1", b="2"}` with `__name__` inside the braces.
-fn prom_labels(labels: &Labels) -> String {
-    let parts: Vec<String> = labels
-        .iter()
-        .map(|l| format!("{}={}", l.name, super::template::format::go_quote(&l.value)))
-        .collect();
-    format!("{{{}}}", parts.join(", "))
-}
-
-fn samples_string(samples: &[(Labels, f64)]) -> String {
-    if samples.is_empty() {
-        return "nil".to_owned();
-    }
-    let parts: Vec<String> = samples
-        .iter()
-        .map(|(l, v)| format!("{} {}", prom_labels(l), go_float_upper_e(*v)))
-        .collect();
-    parts.join(", ")
-}
-
-/// Go's `strconv.FormatFloat(v, 'E', -1, 64)`: shortest digits, exponent of two digits or more.
-fn go_float_upper_e(v: f64) -> String {
-    if v.is_nan() {
-        return "NaN".to_owned();
-    }
-    if v.is_infinite() {
-        return if v > 0.0 { "+Inf".to_owned() } else { "-Inf".to_owned() };
-    }
-    let shortest = format!("{v:e}");
-    let (mantissa, exp) = shortest.split_once('e').unwrap_or((&shortest, "0"));
-    let exp: i32 = exp.parse().unwrap_or(0);
-    let sign = if exp < 0 { '-' } else { '+' };
-    format!("{mantissa}E{sign}{:02}", exp.abs())
-}
-
-/// Exact, or with `fuzzy_compare` at most two units in the last place apart.
-fn values_equal(got: f64, expected: f64, fuzzy: bool) -> bool {
-    if got.to_bits() == expected.to_bits() || got == expected {
-        return true;
-    }
-    if got.is_nan()
-        && expected.is_nan()
-        && got.to_bits() != STALE_NAN_BITS
-        && expected.to_bits() != STALE_NAN_BITS
-    {
-        return true;
-    }
-    if !fuzzy || got.is_sign_negative() != expected.is_sign_negative() {
-        return false;
-    }
-    (got.to_bits() as i64 - expected.to_bits() as i64).abs() <= 2
-}
-
-fn start_timestamp(value: Option<&serde_yaml::Value>) -> Result<i64, String> {
-    let Some(value) = value else { return Ok(0) };
-    if let Some(seconds) = value.as_f64() {
-        return Ok((seconds * 1000.0) as i64);
-    }
-    let text = value.as_str().ok_or("start_timestamp: expected a Unix time or RFC 3339 text")?;
-    if let Ok(seconds) = text.parse::<f64>() {
-        return Ok((seconds * 1000.0) as i64);
-    }
-    parse_rfc3339(text).ok_or_else(|| format!("start_timestamp: cannot parse {text:?} as RFC 3339"))
-}
-
-/// `YYYY-MM-DDTHH:MM:SS[.frac](Z|±HH:MM)` to milliseconds.
-fn parse_rfc3339(text: &str) -> Option<i64> {
-    let re = Regex::new(
-        r"^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$",
-    )
-    .ok()?;
-    let caps = re.captures(text)?;
-    let num = |i: usize| caps.get(i).and_then(|m| m.as_str().parse::<i64>().ok());
-    let (year, month, day) = (num(1)?, num(2)?, num(3)?);
-    let days = days_from_civil(year, month, day);
-    let mut ms = ((days * 24 + num(4)?) * 60 + num(5)?) * 60_000 + num(6)? * 1000;
-    if let Some(frac) = caps.get(7) {
-        ms += (frac.as_str().parse::<f64>().ok()? * 1000.0).round() as i64;
-    }
-    let zone = caps.get(8)?.as_str();
-    if zone.len() == 6 {
-        let sign = if zone.starts_with('-') { -1 } else { 1 };
-        let hours: i64 = zone[1..3].parse().ok()?;
-        let minutes: i64 = zone[4..6].parse().ok()?;
-        ms -= sign * (hours * 60 + minutes) * 60_000;
-    }
-    Some(ms)
-}
-
-fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let yoe = y.rem_euclid(400);
-    let mp = (month + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-/// A series in selector notation (`up{job="x"}`, `{a="b"}`, or empty) to its labels.
-pub fn parse_series(text: &str) -> Result<Labels, String> {
-    if text.trim().is_empty() {
-        return Ok(Labels::default());
-    }
-    let expr = promql_parser::parser::parse(text)?;
-    let promql_parser::parser::Expr::VectorSelector(selector) = expr else {
-        return Err(format!("{text:?} is not a series"));
-    };
-    let mut labels = Vec::new();
-    if let Some(name) = &selector.name {
-        labels.push(Label::new("__name__", name.clone()));
-    }
-    for matcher in &selector.matchers.matchers {
-        if !matches!(matcher.op, promql_parser::label::MatchOp::Equal) {
-            return Err(format!("{text:?}: only = matchers describe a series"));
-        }
-        labels.push(Label::new(matcher.name.clone(), matcher.value.clone()));
-    }
-    Ok(Labels::from_unsorted(labels))
-}
-
-/// promtool prints durations of eval times as Prometheus durations (`5m`, `1d`, `0s`).
-pub fn prom_duration(ms: i64) -> String {
-    format_duration(std::time::Duration::from_millis(ms.max(0) as u64))
-}
-
 #[cfg(test)]
 mod tests {
+    use super::input::parse_rfc3339;
+    use super::report::go_float_upper_e;
     use super::*;
 
     #[test]
@@ -706,6 +577,5 @@ mod tests {
             samples_string(&[(Labels::from_pairs([("__name__", "x")]), 3.0)]),
             "{__name__=\"x\"} 3E+00"
         );
-        assert_eq!(prom_duration(300_000), "5m");
     }
 }
