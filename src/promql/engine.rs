@@ -204,9 +204,35 @@ impl Engine {
     }
 }
 
-/// Parses a query; a syntax error is `bad_data` with the parser's message.
+/// Parses a query; a syntax error is `bad_data` with the parser's message (type errors worded
+/// as Prometheus words them).
 pub fn parse(query: &str) -> Result<Expr, QueryError> {
-    promql_parser::parser::parse(query).map_err(QueryError::bad_data)
+    promql_parser::parser::parse(query).map_err(|e| QueryError::bad_data(prometheus_wording(&e)))
+}
+
+/// promql-parser's `expected type matrix in call to function 'rate', got vector` in
+/// Prometheus' words: `expected type range vector in call to function "rate", got instant
+/// vector` (Prometheus' `DocumentedType`). Other messages are returned unchanged.
+fn prometheus_wording(message: &str) -> String {
+    let documented = |t: &str| match t {
+        "matrix" => "range vector".to_owned(),
+        "vector" => "instant vector".to_owned(),
+        other => other.to_owned(),
+    };
+    let Some(rest) = message.strip_prefix("expected type ") else {
+        return message.to_owned();
+    };
+    let (Some((expected, rest)), true) = (rest.split_once(" in "), rest.contains(", got ")) else {
+        return message.to_owned();
+    };
+    let Some((context, actual)) = rest.rsplit_once(", got ") else {
+        return message.to_owned();
+    };
+    let context = match context.strip_prefix("call to function '") {
+        Some(name) => format!("call to function \"{}\"", name.trim_end_matches('\'')),
+        None => context.to_owned(),
+    };
+    format!("expected type {} in {context}, got {}", documented(expected), documented(actual))
 }
 
 /// A series of an intermediate vector: points at step times, and whether `__name__` is to be
@@ -393,7 +419,8 @@ impl<'a> Evaluator<'a> {
             StepValue::Scalar(values) => Val::Scalar(values),
             StepValue::String(s) => Val::String(s),
             StepValue::Vector(series) => {
-                Val::Vector(flag_function_output(name, series, input_flags, label_dst.as_deref()))
+                let on_grid = on_step_grid(series, steps);
+                Val::Vector(flag_function_output(name, on_grid, input_flags, label_dst.as_deref()))
             }
         })
     }
@@ -448,6 +475,17 @@ fn keeps_name(name: &str) -> bool {
             | "label_replace"
             | "label_join"
     )
+}
+
+/// A function's output restricted to the step grid: the operators index their per-step state by
+/// a point's step, so a point elsewhere (a function breaking its contract) must not reach them.
+fn on_step_grid(mut series: Vec<Series>, steps: Steps) -> Vec<Series> {
+    for s in &mut series {
+        debug_assert!(s.points.iter().all(|p| steps.index(p.t).is_some()), "off-grid point");
+        s.points.retain(|p| steps.index(p.t).is_some());
+    }
+    series.retain(|s| !s.points.is_empty());
+    series
 }
 
 /// Sets the drop-name flags of a function's output: most functions drop the name; those that
@@ -558,12 +596,19 @@ fn raw_windows(range: RangeVal, step: usize) -> Vec<Series> {
         .collect()
 }
 
+/// The labels that describe the metric rather than the series: `__name__`, and the `__type__`
+/// and `__unit__` labels of Prometheus' type-and-unit feature, which go with the name when it
+/// is dropped (`type_and_unit.test`).
+fn is_metric_identity(name: &str) -> bool {
+    matches!(name, METRIC_NAME | "__type__" | "__unit__")
+}
+
 pub(crate) fn without_name(labels: &Labels) -> Labels {
-    if labels.get(METRIC_NAME).is_none() {
+    if !labels.iter().any(|l| is_metric_identity(&l.name)) {
         return labels.clone();
     }
     Labels::from_sorted_unchecked(
-        labels.iter().filter(|l| l.name != METRIC_NAME).cloned().collect(),
+        labels.iter().filter(|l| !is_metric_identity(&l.name)).cloned().collect(),
     )
 }
 

@@ -6,6 +6,10 @@
 //! nothing). Annotation texts are those of `util/annotations/annotations.go`, without the
 //! `(line:col)` position Prometheus appends (the parser gives no positions).
 //!
+//! Every function `promql-parser` 0.11 knows is implemented except `info`, `integral` and
+//! `start_timestamp` (feature-flagged in Prometheus; they fail with "function … is not
+//! supported"). `step()`, `range()`, `start()`, `end()` read the [`Steps`] they are called with.
+//!
 //! Contract with the engine (`NOTES-engine.md`): functions keep `__name__` on the series they
 //! return (the engine drops it where Prometheus does), `label_replace`/`label_join` return one
 //! series per input series in input order, vector points are at step times, and every

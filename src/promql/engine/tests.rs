@@ -298,3 +298,31 @@ fn group_right_copies_labels_from_the_one_side_and_subqueries_honour_at() {
     let pinned = matrix(e.instant_query(&s, "cpu{cpu=\"0\"}[2m:1m] @ 0", 50 * MIN).unwrap());
     assert_eq!(pinned[0].points, vec![Point { t: 0, v: 3.0 }]);
 }
+
+#[test]
+fn type_errors_use_prometheus_words() {
+    let err = parse("rate(x)").unwrap_err();
+    assert_eq!(err.kind, QueryErrorKind::BadData);
+    assert_eq!(
+        err.message,
+        "expected type range vector in call to function \"rate\", got instant vector"
+    );
+    assert_eq!(prometheus_wording("unclosed left parenthesis"), "unclosed left parenthesis");
+    assert_eq!(
+        prometheus_wording("expected type scalar in aggregation parameter, got vector"),
+        "expected type scalar in aggregation parameter, got instant vector"
+    );
+}
+
+#[test]
+fn dropping_the_name_drops_type_and_unit_labels_too() {
+    let mut s = MemStorage::new();
+    let pairs = [("__name__", "x"), ("__type__", "counter"), ("__unit__", "bytes"), ("a", "1")];
+    load(&mut s, &pairs, MIN, &[Some(2.0)]);
+    let e = engine();
+    assert_eq!(
+        vector(e.instant_query(&s, "x * 2", 0).unwrap()),
+        vec![(labels(&[("a", "1")]), 4.0)]
+    );
+    assert_eq!(vector(e.instant_query(&s, "x", 0).unwrap())[0].0, labels(&pairs));
+}

@@ -298,6 +298,7 @@ fn parse_values(text: &str) -> Result<Vec<SeqValue>, String> {
 fn split_times(item: &str) -> (&str, Option<usize>) {
     let Some(pos) = item.rfind('x') else { return (item, None) };
     let count = &item[pos + 1..];
+    // `0x10` is `0` repeated (ten more times), as Prometheus' series lexer reads it, not hex.
     if pos == 0 || count.is_empty() || !count.bytes().all(|b| b.is_ascii_digit()) {
         return (item, None);
     }
@@ -401,6 +402,7 @@ mod tests {
         assert_eq!(parse_series_values("1e-3+1e+1x1").unwrap(), vec![Some(0.001), Some(10.001)]);
         assert_eq!(parse_series_values("-2+1x1").unwrap(), vec![Some(-2.0), Some(-1.0)]);
         assert!(parse_series_values("1+x2").is_err());
+        assert_eq!(parse_series_values("0x2").unwrap(), vec![Some(0.0); 3]);
         assert!(parse_series_values("{{schema:0 sum:1}}").is_err());
     }
 
