@@ -262,3 +262,36 @@ async fn run_returns_on_shutdown() {
     stop.send(true).unwrap();
     tokio::time::timeout(Duration::from_secs(10), task).await.expect("run stopped").unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_evaluates_groups_on_their_interval() {
+    let f = fixture();
+    let path = f.write("fast.yml", "groups:\n- name: fast\n  interval: 100ms\n  rules:\n  - record: one\n    expr: vector(1)\n");
+    f.manager.load(&[path]).unwrap();
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let manager = f.manager.clone();
+    let task = tokio::spawn(async move { manager.run(stopped).await });
+    let evaluated = async {
+        loop {
+            let points = {
+                let storage = f.store.0.read().unwrap();
+                storage
+                    .all()
+                    .iter()
+                    .find(|s| s.labels.metric_name() == Some("one"))
+                    .map_or(0, |s| s.points.len())
+            };
+            if points >= 2 {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(30), evaluated).await.expect("two evaluations");
+    stop.send(true).unwrap();
+    tokio::time::timeout(Duration::from_secs(10), task).await.expect("run stopped").unwrap();
+    let groups = f.manager.groups();
+    let group = groups[0].lock().unwrap();
+    assert_eq!(group.rules[0].status().health.as_str(), "ok");
+    assert!(group.last_evaluation_ms > 0);
+}

@@ -189,11 +189,8 @@ impl Exec<'_> {
                 .map_err(|e| format!("error calling {name}: {e}"));
         }
         if args.len() > 1 || piped.is_some() {
-            let what = match &args[0] {
-                Arg::Field(_) | Arg::Var(..) => "can't give argument to non-function",
-                _ => "can't give argument to non-function",
-            };
-            return Err(what.to_owned());
+            // Go: method calls on fields are not supported here, so every argument is an error.
+            return Err(format!("can't give argument to non-function {}", describe(&args[0])));
         }
         self.operand(&args[0], dot)
     }
@@ -225,6 +222,22 @@ impl Exec<'_> {
                 fields_of(value, fields)
             }
         }
+    }
+}
+
+/// How Go names an operand in errors.
+fn describe(arg: &Arg) -> String {
+    match arg {
+        Arg::Field(fields) => format!(".{}", fields.join(".")),
+        Arg::Var(name, fields) if fields.is_empty() => name.clone(),
+        Arg::Var(name, fields) => format!("{name}.{}", fields.join(".")),
+        Arg::Str(s) => format!("{s:?}"),
+        Arg::Int(i) => i.to_string(),
+        Arg::Float(f) => f.to_string(),
+        Arg::Bool(b) => b.to_string(),
+        Arg::Nil => "nil".to_owned(),
+        Arg::Func(name) => name.clone(),
+        Arg::Pipe(..) => "(pipeline)".to_owned(),
     }
 }
 

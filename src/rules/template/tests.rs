@@ -101,6 +101,17 @@ fn parse_errors_read_like_go() {
 }
 
 #[test]
+fn arguments_to_a_field_are_an_execution_error() {
+    let data = alert_data(&Labels::default(), &Labels::default(), "", 0.0);
+    let template = Template::parse("t", "{{ $labels.job 1 }}").unwrap();
+    let err = template.execute(&data, None, "").unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "template: t:1: executing \"t\": can't give argument to non-function $labels.job"
+    );
+}
+
+#[test]
 fn execution_errors_become_the_annotation_text() {
     let data = alert_data(&Labels::default(), &Labels::default(), "", 0.0);
     let text = expand(
