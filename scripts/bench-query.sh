@@ -8,6 +8,11 @@
 # query of the corpus as a 1 h range query at a 15 s step (241 steps) over HTTP, RUNS times per
 # server after one warm-up, alternating servers, and prints the medians. Each server is pinned
 # to core 1 and curl to core 0. Result sizes are compared so a fast wrong answer cannot win.
+#
+# Then the rule-group cost: one group of 1,000 rules (500 recording, 500 alerting, over the same
+# loadgen metrics, every 15 s) is loaded into both with /-/reload, and after RULE_WAIT seconds
+# each server's own `evaluationTime` of the group (from /api/v1/rules) is read RULE_SAMPLES
+# times, one interval apart; medians are printed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${1:-7}
@@ -30,11 +35,14 @@ cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 
 trap cleanup EXIT
 wait_http() { for _ in $(seq 1 300); do curl -fsS "$1" >/dev/null 2>&1 && return 0; sleep 0.1; done; echo "not ready: $1" >&2; return 1; }
 
-printf 'server: {http_listen_address: 127.0.0.1:19700}\nstorage: {path: %s}\n' "$OUT/strata-data" > "$OUT/strata.yml"
+mkdir -p "$OUT/rules"
+printf 'server: {http_listen_address: 127.0.0.1:19700}\nstorage: {path: %s}\nrules: {rule_files: ["%s/rules/*.yml"]}\n' \
+  "$OUT/strata-data" "$OUT" > "$OUT/strata.yml"
 taskset -c 1 "$STRATA" run --config "$OUT/strata.yml" --log-level warn & pids+=($!)
-printf 'global: {}\nscrape_configs: []\n' > "$OUT/prom.yml"
+printf 'global: {evaluation_interval: 15s}\nrule_files: ["%s/rules/*.yml"]\nscrape_configs: []\n' "$OUT" > "$OUT/prom.yml"
 taskset -c 1 "$PROMETHEUS" --config.file="$OUT/prom.yml" --storage.tsdb.path="$OUT/prom-data" \
   --web.listen-address=127.0.0.1:19090 --web.enable-remote-write-receiver --log.level=warn \
+  --web.enable-lifecycle \
   --query.max-samples=200000000 2>"$OUT/prom.log" & pids+=($!)
 wait_http http://127.0.0.1:19700/-/ready
 wait_http http://127.0.0.1:19090/-/ready
@@ -84,3 +92,40 @@ for q in "${QUERIES[@]}"; do
   pm=$(printf '%s\n' "${p[@]}" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
   printf '| `%s` | %s | %s | %.2fx | %s | %s |\n' "$q" "$sm" "$pm" "$(python3 -c "print($pm / $sm)")" "$s_shape" "$p_shape"
 done
+
+# --- rule-group evaluation cost: 1,000 rules ---
+RULE_WAIT=${RULE_WAIT:-50}
+RULE_SAMPLES=${RULE_SAMPLES:-5}
+python3 - "$OUT/rules/bench.yml" <<'PY'
+import sys
+codes, methods = ["200", "404", "500"], ["GET", "POST"]
+lines = ["groups:", "  - name: bench-1000", "    interval: 15s", "    rules:"]
+for i in range(500):
+    code, method = codes[i % 3], methods[(i // 3) % 2]
+    lines += [f"      - record: bench:http_requests:rate5m_{i}",
+              f"        expr: sum by (namespace, job) (rate(http_requests_total{{code=\"{code}\", method=\"{method}\"}}[5m])) * {i + 1}"]
+for i in range(500):
+    le = ["0.1", "0.25", "0.5", "1"][i % 4]
+    lines += [f"      - alert: BenchSlow{i}",
+              f"        expr: sum by (pod) (rate(http_request_duration_seconds_bucket{{le=\"{le}\"}}[5m])) > {i / 100}",
+              "        for: 5m",
+              "        labels: {severity: warning}",
+              "        annotations: {summary: '{{ $labels.pod }} at {{ $value | humanize }}'}"]
+open(sys.argv[1], "w").write("\n".join(lines) + "\n")
+PY
+curl -fsS -X POST http://127.0.0.1:19700/-/reload >/dev/null
+curl -fsS -X POST http://127.0.0.1:19090/-/reload >/dev/null
+sleep "$RULE_WAIT"
+eval_time() { curl -sS "$1/api/v1/rules" | python3 -c "
+import json,sys; g=json.load(sys.stdin)['data']['groups']; print(g[0]['evaluationTime'], len(g[0]['rules']))"; }
+s=(); p=()
+for _ in $(seq 1 "$RULE_SAMPLES"); do
+  s+=("$(eval_time http://127.0.0.1:19700 | cut -d' ' -f1)")
+  p+=("$(eval_time http://127.0.0.1:19090 | cut -d' ' -f1)")
+  sleep 15
+done
+sm=$(printf '%s\n' "${s[@]}" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
+pm=$(printf '%s\n' "${p[@]}" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
+echo
+echo "rule group of $(eval_time http://127.0.0.1:19700 | cut -d' ' -f2) rules, evaluationTime (s): strata ${s[*]} | prometheus ${p[*]}"
+printf '| 1,000-rule group evaluation | %s s | %s s | %.2fx |\n' "$sm" "$pm" "$(python3 -c "print($pm / $sm)")"

@@ -285,7 +285,16 @@ impl Config {
             source: source.clone(),
             errors: vec![ConfigError::new("<file>", format!("cannot read: {e}"))],
         })?;
-        Self::parse(&text, &source, &|name| std::env::var(name).ok())
+        let mut config = Self::parse(&text, &source, &|name| std::env::var(name).ok())?;
+        // As Prometheus does, relative rule file paths are relative to the config file.
+        if let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
+            for pattern in &mut config.rules.rule_files {
+                if Path::new(pattern.as_str()).is_relative() {
+                    *pattern = dir.join(pattern.as_str()).display().to_string();
+                }
+            }
+        }
+        Ok(config)
     }
 
     /// Parses YAML text; `lookup` resolves `${VAR}` references.
@@ -508,6 +517,16 @@ mod tests {
 
     fn parse(text: &str) -> Result<Config, ConfigErrors> {
         Config::parse(text, "test.yml", &|name| (name == "PASS").then(|| "hunter2".to_owned()))
+    }
+
+    #[test]
+    fn relative_rule_files_are_relative_to_the_config_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("strata.yml");
+        std::fs::write(&path, "rules: {rule_files: [rules/*.yml, /etc/strata/x.yml]}\n").unwrap();
+        let config = Config::load(&path).unwrap();
+        let expected = dir.path().join("rules/*.yml").display().to_string();
+        assert_eq!(config.rules.rule_files, vec![expected, "/etc/strata/x.yml".to_owned()]);
     }
 
     /// `config/all-in-one.yml` claims to spell out the built-in defaults: keep it true.
