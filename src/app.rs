@@ -99,7 +99,8 @@ async fn serve(config: Config) -> Result<(), AppError> {
                     tokio::runtime::Handle::current(),
                 )),
                 Arc::new(notifier.clone()),
-            );
+            )
+            .with_metrics(catalog.rules());
             let loader = manager.clone();
             tokio::task::spawn_blocking(move || loader.load_configured())
                 .await

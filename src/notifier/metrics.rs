@@ -6,24 +6,13 @@
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
-use prometheus_client::registry::{Metric, Registry};
+use prometheus_client::registry::Registry;
+
+use crate::telemetry::register;
 
 type Labels = Vec<(&'static str, String)>;
 type CounterFamily = Family<Labels, Counter>;
 type GaugeFamily = Family<Labels, Gauge>;
-
-fn register<M: Metric + Clone>(
-    registry: &mut Registry,
-    declared: &mut Vec<String>,
-    name: &str,
-    help: &str,
-    suffix: &str,
-    family: M,
-) -> M {
-    registry.register(name, help, family.clone());
-    declared.push(format!("{name}{suffix}"));
-    family
-}
 
 /// The notifier families.
 #[derive(Clone, Default)]

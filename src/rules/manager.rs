@@ -133,6 +133,7 @@ struct Inner {
     loaded_once: Mutex<bool>,
     /// Wakes the run loop after a reload.
     changed: Notify,
+    metrics: super::metrics::RuleFamilies,
 }
 
 impl Manager {
@@ -158,8 +159,18 @@ impl Manager {
                 groups: RwLock::new(Vec::new()),
                 loaded_once: Mutex::new(false),
                 changed: Notify::new(),
+                metrics: super::metrics::RuleFamilies::default(),
             }),
         }
+    }
+
+    /// Reports evaluations into the catalog's rule families (before the manager is cloned).
+    pub fn with_metrics(mut self, metrics: super::metrics::RuleFamilies) -> Self {
+        match Arc::get_mut(&mut self.inner) {
+            Some(inner) => inner.metrics = metrics,
+            None => tracing::warn!("rules: metrics attached after the manager was shared; ignored"),
+        }
+        self
     }
 
     pub fn config(&self) -> &RulesConfig {
@@ -312,6 +323,14 @@ impl Manager {
             &inner.context,
             &append,
             millis(inner.config.resend_delay),
+        );
+        let failed = group.statuses().filter(|s| s.last_error.is_some()).count();
+        inner.metrics.evaluated(
+            &format!("{};{}", group.file, group.name),
+            group.rules.len(),
+            failed,
+            group.evaluation_seconds,
+            ts,
         );
         if group.should_restore {
             group.restore_for_state(

@@ -24,6 +24,7 @@ pub mod group;
 pub mod manager;
 #[cfg(test)]
 mod manager_tests;
+pub mod metrics;
 #[cfg(test)]
 mod state_tests;
 pub mod template;

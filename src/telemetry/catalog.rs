@@ -115,6 +115,7 @@ pub struct Catalog {
     build_info: GaugeFamily,
     storage: super::storage::StorageFamilies,
     notifier: crate::notifier::NotifierFamilies,
+    rules: crate::rules::metrics::RuleFamilies,
 }
 
 impl std::fmt::Debug for Catalog {
@@ -370,6 +371,7 @@ impl Catalog {
                 ),
                 storage: super::storage::StorageFamilies::register(&mut r, &mut declared),
                 notifier: crate::notifier::NotifierFamilies::register(&mut r, &mut declared),
+                rules: crate::rules::metrics::RuleFamilies::register(&mut r, &mut declared),
                 registry: r,
                 declared: std::collections::BTreeSet::new(),
             };
@@ -405,6 +407,11 @@ impl Catalog {
     /// Handles for the WAL, head, blocks and compactor.
     pub fn storage(&self) -> super::storage::StorageMetrics {
         self.storage.handles()
+    }
+
+    /// The rule manager's families.
+    pub fn rules(&self) -> crate::rules::metrics::RuleFamilies {
+        self.rules.clone()
     }
 
     /// Handles for the Alertmanager notifier sending to `alertmanagers` (endpoint URLs).

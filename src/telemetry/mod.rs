@@ -10,6 +10,21 @@ pub use catalog::{
 };
 pub use storage::{StorageMetrics, WalFailure};
 
+/// Registers `family` as `name` and records `name + suffix` (`_total` for counters) in the
+/// catalog's list of declared names. Every part of the catalog registers through this.
+pub fn register<M: prometheus_client::registry::Metric + Clone>(
+    registry: &mut prometheus_client::registry::Registry,
+    declared: &mut Vec<String>,
+    name: &str,
+    help: &str,
+    suffix: &str,
+    family: M,
+) -> M {
+    registry.register(name, help, family.clone());
+    declared.push(format!("{name}{suffix}"));
+    family
+}
+
 use tracing_subscriber::EnvFilter;
 
 /// Log output format (`--log-format`).
