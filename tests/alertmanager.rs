@@ -8,6 +8,7 @@ mod common;
 
 use std::time::{Duration, SystemTime};
 
+use common::alertmanager::Alertmanager;
 use common::*;
 use strata::model::Labels;
 use strata::notifier::{
@@ -17,45 +18,6 @@ use tokio::sync::watch;
 
 const WAIT: Duration = Duration::from_secs(30);
 const POLL: Duration = Duration::from_millis(200);
-
-const AM_CONFIG: &str = r#"route:
-  receiver: blackhole
-  group_wait: 1s
-  group_interval: 1s
-receivers:
-  - name: blackhole
-"#;
-
-struct Alertmanager {
-    guard: ChildGuard,
-    port: u16,
-    _dir: tempfile::TempDir,
-}
-
-async fn start_alertmanager(bin: &std::path::Path) -> Alertmanager {
-    let dir = tempfile::Builder::new().prefix("strata-test-am-").tempdir().unwrap();
-    let config = dir.path().join("alertmanager.yml");
-    std::fs::write(&config, AM_CONFIG).unwrap();
-    let port = free_port();
-    let mut cmd = std::process::Command::new(bin);
-    cmd.arg(format!("--config.file={}", config.display()))
-        .arg(format!("--storage.path={}", dir.path().join("data").display()))
-        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-        // No gossip: a single instance, nothing listening beyond loopback.
-        .arg("--cluster.listen-address=")
-        .current_dir(dir.path());
-    let guard = ChildGuard::spawn("alertmanager", &mut cmd);
-    wait_http_ok(&guard, &format!("http://127.0.0.1:{port}/-/ready"), WAIT).await;
-    Alertmanager { guard, port, _dir: dir }
-}
-
-/// Alerts Alertmanager lists whose `alertname` is `name`.
-async fn listed(port: u16, name: &str) -> Result<Vec<serde_json::Value>, String> {
-    let url = format!("http://127.0.0.1:{port}/api/v2/alerts");
-    let response = http_client().get(&url).send().await.map_err(|e| e.to_string())?;
-    let alerts: Vec<serde_json::Value> = response.json().await.map_err(|e| e.to_string())?;
-    Ok(alerts.into_iter().filter(|a| a["labels"]["alertname"] == name).collect())
-}
 
 fn alert(ends_at: SystemTime, starts_at: SystemTime) -> strata::notifier::Alert {
     strata::notifier::Alert {
@@ -74,7 +36,7 @@ fn alert(ends_at: SystemTime, starts_at: SystemTime) -> strata::notifier::Alert 
 #[tokio::test]
 async fn an_alert_fires_is_received_and_resolves() {
     let Some(bin) = alertmanager_bin() else { return };
-    let am = start_alertmanager(&bin).await;
+    let am = Alertmanager::start(&bin).await;
 
     // The static-target form of the config, as Prometheus' `alertmanagers` section has it.
     let config = AlertingConfig {
@@ -101,8 +63,7 @@ async fn an_alert_fires_is_received_and_resolves() {
     let started = SystemTime::now() - Duration::from_secs(60);
     notifier.send(vec![alert(SystemTime::now() + Duration::from_secs(240), started)]);
     let got = wait_until("the firing alert in Alertmanager", WAIT, POLL, || async {
-        am.guard.assert_running();
-        let found = listed(am.port, "StrataTestDown").await?;
+        let found = am.listed("StrataTestDown").await?;
         if found.is_empty() {
             Err("not listed yet".to_string())
         } else {
@@ -131,8 +92,7 @@ async fn an_alert_fires_is_received_and_resolves() {
     // Resolved: endsAt now; Alertmanager stops listing it.
     notifier.send(vec![alert(SystemTime::now(), started)]);
     wait_until("the resolved alert gone from Alertmanager's list", WAIT, POLL, || async {
-        am.guard.assert_running();
-        let found = listed(am.port, "StrataTestDown").await?;
+        let found = am.listed("StrataTestDown").await?;
         if found.is_empty() {
             Ok(())
         } else {

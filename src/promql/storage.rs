@@ -50,14 +50,7 @@ pub trait Queryable: Send + Sync {
         start_ms: i64,
         end_ms: i64,
     ) -> Result<Vec<String>, QueryError> {
-        let mut names: Vec<String> = self
-            .series(matchers, start_ms, end_ms)?
-            .iter()
-            .flat_map(|labels| labels.iter().map(|l| l.name.clone()))
-            .collect();
-        names.sort();
-        names.dedup();
-        Ok(names)
+        Ok(names_of(&self.series(matchers, start_ms, end_ms)?))
     }
 
     /// Sorted values of label `name` among the matching series.
@@ -68,15 +61,26 @@ pub trait Queryable: Send + Sync {
         start_ms: i64,
         end_ms: i64,
     ) -> Result<Vec<String>, QueryError> {
-        let mut values: Vec<String> = self
-            .series(matchers, start_ms, end_ms)?
-            .iter()
-            .filter_map(|labels| labels.get(name).map(str::to_owned))
-            .collect();
-        values.sort();
-        values.dedup();
-        Ok(values)
+        Ok(values_of(name, &self.series(matchers, start_ms, end_ms)?))
     }
+}
+
+/// The sorted, distinct label names of `series`.
+pub fn names_of(series: &[Labels]) -> Vec<String> {
+    let mut names: Vec<String> =
+        series.iter().flat_map(|labels| labels.iter().map(|l| l.name.clone())).collect();
+    names.sort_unstable();
+    names.dedup();
+    names
+}
+
+/// The sorted, distinct values of label `name` in `series`.
+pub fn values_of(name: &str, series: &[Labels]) -> Vec<String> {
+    let mut values: Vec<String> =
+        series.iter().filter_map(|labels| labels.get(name).map(str::to_owned)).collect();
+    values.sort_unstable();
+    values.dedup();
+    values
 }
 
 /// Series held in memory: what `strata test promql` and `strata test rules` load.

@@ -15,6 +15,7 @@ use std::sync::Arc;
 
 use crate::model::labels::Labels;
 use crate::model::metrics::SeriesMetadata;
+use crate::promql::storage::{names_of, values_of};
 use crate::promql::{Point, QueryError, Queryable, SelectHints, Series};
 use crate::storage::head::{LabelMatcher, MetricsHead};
 use crate::storage::store::Store;
@@ -115,11 +116,7 @@ impl Queryable for HeadQueryable {
         });
         if partial {
             // Some head holds data outside the range: only series with data inside count.
-            names.extend(
-                self.series(matchers, start_ms, end_ms)?
-                    .iter()
-                    .flat_map(|labels| labels.iter().map(|l| l.name.clone())),
-            );
+            names.extend(names_of(&self.series(matchers, start_ms, end_ms)?));
         }
         names.sort_unstable();
         names.dedup();
@@ -143,11 +140,7 @@ impl Queryable for HeadQueryable {
             }
         });
         if partial {
-            values.extend(
-                self.series(matchers, start_ms, end_ms)?
-                    .iter()
-                    .filter_map(|labels| labels.get(name).map(str::to_owned)),
-            );
+            values.extend(values_of(name, &self.series(matchers, start_ms, end_ms)?));
         }
         values.sort_unstable();
         values.dedup();

@@ -38,6 +38,7 @@ use super::head::{LabelMatcher, MatchOp, MetricsHead};
 use super::store::Store;
 use super::{AggrPoint, BlockMeta, SeriesSamples, StoredSignal, Tier};
 use crate::model::labels::{Labels, METRIC_NAME};
+use crate::promql::storage::{names_of, values_of};
 use crate::promql::value::{Point, QueryError, Series};
 use crate::promql::{Queryable, SelectHints};
 
@@ -316,14 +317,7 @@ impl Queryable for StoredMetrics {
         if !self.blocks_overlap(start_ms, end_ms)? {
             return self.heads.label_names(matchers, start_ms, end_ms);
         }
-        let mut names: Vec<String> = self
-            .series(matchers, start_ms, end_ms)?
-            .iter()
-            .flat_map(|labels| labels.iter().map(|l| l.name.clone()))
-            .collect();
-        names.sort_unstable();
-        names.dedup();
-        Ok(names)
+        Ok(names_of(&self.series(matchers, start_ms, end_ms)?))
     }
 
     fn label_values(
@@ -336,14 +330,7 @@ impl Queryable for StoredMetrics {
         if !self.blocks_overlap(start_ms, end_ms)? {
             return self.heads.label_values(name, matchers, start_ms, end_ms);
         }
-        let mut values: Vec<String> = self
-            .series(matchers, start_ms, end_ms)?
-            .iter()
-            .filter_map(|labels| labels.get(name).map(str::to_owned))
-            .collect();
-        values.sort_unstable();
-        values.dedup();
-        Ok(values)
+        Ok(values_of(name, &self.series(matchers, start_ms, end_ms)?))
     }
 }
 
