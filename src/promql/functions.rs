@@ -196,7 +196,7 @@ fn kahan_inc(inc: f64, sum: f64, c: f64) -> (f64, f64) {
 }
 
 /// Prometheus' `quantile`: linear interpolation between the closest ranks; NaNs sort first.
-fn quantile(q: f64, values: &mut [f64]) -> f64 {
+pub(crate) fn quantile(q: f64, values: &mut [f64]) -> f64 {
     if values.is_empty() || q.is_nan() {
         return f64::NAN;
     }

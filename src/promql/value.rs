@@ -12,6 +12,21 @@ pub fn is_stale_nan(v: f64) -> bool {
     v.to_bits() == STALE_NAN_BITS
 }
 
+/// A float as Go's `strconv.FormatFloat(v, 'f', -1, 64)` writes it: how Prometheus prints
+/// sample values in the API and `count_values` labels.
+pub fn format_value(v: f64) -> String {
+    if v.is_nan() {
+        "NaN".into()
+    } else if v == f64::INFINITY {
+        "+Inf".into()
+    } else if v == f64::NEG_INFINITY {
+        "-Inf".into()
+    } else {
+        // Rust's Display is shortest round-trip and never uses an exponent, as 'f' with -1.
+        v.to_string()
+    }
+}
+
 /// One float sample of a series: milliseconds since the epoch and the value.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Point {

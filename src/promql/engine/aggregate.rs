@@ -22,7 +22,8 @@ use promql_parser::parser::{AggregateExpr, LabelModifier};
 use crate::model::labels::{Label, Labels, METRIC_NAME};
 
 use super::{annotation_position, Evaluator, VSeries, Val};
-use crate::promql::value::{Point, QueryError, Steps};
+use crate::promql::functions::quantile;
+use crate::promql::value::{format_value, Point, QueryError, Steps};
 
 /// The running state of one group at one step.
 #[derive(Clone, Copy, Debug, Default)]
@@ -158,44 +159,6 @@ fn grouping_labels(labels: &Labels, modifier: &Option<LabelModifier>) -> Labels 
                 .cloned()
                 .collect(),
         ),
-    }
-}
-
-/// `quantile` over `values` (sorted here), NaN first as Prometheus sorts them.
-pub(crate) fn quantile(q: f64, values: &mut [f64]) -> f64 {
-    if values.is_empty() || q.is_nan() {
-        return f64::NAN;
-    }
-    if q < 0.0 {
-        return f64::NEG_INFINITY;
-    }
-    if q > 1.0 {
-        return f64::INFINITY;
-    }
-    values.sort_by(|a, b| match (a.is_nan(), b.is_nan()) {
-        (true, true) => std::cmp::Ordering::Equal,
-        (true, false) => std::cmp::Ordering::Less,
-        (false, true) => std::cmp::Ordering::Greater,
-        (false, false) => a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal),
-    });
-    let n = values.len() as f64;
-    let rank = q * (n - 1.0);
-    let lower = rank.floor().max(0.0);
-    let upper = (lower + 1.0).min(n - 1.0);
-    let weight = rank - rank.floor();
-    values[lower as usize] * (1.0 - weight) + values[upper as usize] * weight
-}
-
-/// A float as Prometheus prints it in `count_values` (`strconv.FormatFloat(v, 'f', -1, 64)`).
-fn format_value(v: f64) -> String {
-    if v.is_nan() {
-        "NaN".to_owned()
-    } else if v == f64::INFINITY {
-        "+Inf".to_owned()
-    } else if v == f64::NEG_INFINITY {
-        "-Inf".to_owned()
-    } else {
-        v.to_string()
     }
 }
 

@@ -52,19 +52,7 @@ pub fn push_time(out: &mut String, t_ms: i64) {
     }
 }
 
-/// A float as Go's `strconv.FormatFloat(v, 'f', -1, 64)` writes it.
-pub fn format_value(v: f64) -> String {
-    if v.is_nan() {
-        "NaN".into()
-    } else if v == f64::INFINITY {
-        "+Inf".into()
-    } else if v == f64::NEG_INFINITY {
-        "-Inf".into()
-    } else {
-        // Rust's Display is shortest round-trip and never uses an exponent, as 'f' with -1.
-        v.to_string()
-    }
-}
+pub use crate::promql::value::format_value;
 
 fn push_point(out: &mut String, t_ms: i64, v: f64) {
     out.push('[');
