@@ -10,6 +10,7 @@ use crate::model::labels::Labels;
 use crate::promql::value::{Annotations, Point, QueryError, Series, StepValue};
 
 use super::{invalid_quantile_warning, Args, FnCtx};
+use crate::promql::engine::annotation_position;
 
 pub(super) fn call(
     name: &str,
@@ -22,10 +23,11 @@ pub(super) fn call(
             let q = args.scalar(0)?.to_vec();
             let series = args.vector(1)?;
             if let Some(bad) = q.iter().find(|q| q.is_nan() || !(0.0..=1.0).contains(*q)) {
-                annotations.warn(invalid_quantile_warning(*bad));
+                annotations.warn(invalid_quantile_warning(*bad) + &position(ctx, 0));
             }
             let mut forced = Vec::new();
-            let out = per_histogram(series, ctx, annotations, |i, buckets, labels| {
+            let at = position(ctx, 1);
+            let out = per_histogram(series, ctx, &at, annotations, |i, buckets, labels| {
                 let (value, forced_monotonic) = bucket_quantile(q[i], buckets);
                 if forced_monotonic {
                     forced.push(labels.metric_name().unwrap_or("").to_owned());
@@ -33,7 +35,7 @@ pub(super) fn call(
                 value
             });
             for name in forced {
-                annotations.info(forced_monotonicity_info(&name));
+                annotations.info(forced_monotonicity_info(&name) + &at);
             }
             out
         }
@@ -48,7 +50,7 @@ pub(super) fn call(
         "histogram_fraction" => {
             let (lower, upper) = (args.scalar(0)?.to_vec(), args.scalar(1)?.to_vec());
             let series = args.vector(2)?;
-            per_histogram(series, ctx, annotations, |i, buckets, _| {
+            per_histogram(series, ctx, &position(ctx, 2), annotations, |i, buckets, _| {
                 bucket_fraction(lower[i], upper[i], buckets)
             })
         }
@@ -71,17 +73,18 @@ fn histogram_quantiles(
     ctx: &FnCtx<'_>,
     annotations: &mut Annotations,
 ) -> Vec<Series> {
-    for q in quantiles {
+    for (k, q) in quantiles.iter().enumerate() {
         if let Some(bad) = q.iter().find(|q| q.is_nan() || !(0.0..=1.0).contains(*q)) {
-            annotations.warn(invalid_quantile_warning(*bad));
+            annotations.warn(invalid_quantile_warning(*bad) + &position(ctx, k + 2));
         }
     }
+    let at = position(ctx, 0);
     let mut out: Vec<Series> = Vec::new();
     let mut by_labels: HashMap<Labels, Vec<usize>> = HashMap::new();
     let mut forced_names = Vec::new();
     for q in quantiles {
         let mut labelled: Vec<(Labels, Point)> = Vec::new();
-        let groups = per_histogram(series.to_vec(), ctx, annotations, |i, buckets, labels| {
+        let groups = per_histogram(series.to_vec(), ctx, &at, annotations, |i, buckets, labels| {
             let (value, forced) = bucket_quantile(q[i], buckets);
             if forced {
                 forced_names.push(labels.metric_name().unwrap_or("").to_owned());
@@ -111,9 +114,14 @@ fn histogram_quantiles(
         }
     }
     for name in forced_names {
-        annotations.info(forced_monotonicity_info(&name));
+        annotations.info(forced_monotonicity_info(&name) + &at);
     }
     out
+}
+
+/// ` (line:col)` of argument `index` in the query, as Prometheus ends argument annotations.
+fn position(ctx: &FnCtx<'_>, index: usize) -> String {
+    ctx.args.get(index).map_or_else(String::new, |arg| annotation_position(ctx.query, arg))
 }
 
 fn forced_monotonicity_info(name: &str) -> String {
@@ -133,6 +141,7 @@ struct Bucket {
 fn per_histogram(
     series: Vec<Series>,
     ctx: &FnCtx<'_>,
+    position: &str,
     annotations: &mut Annotations,
     mut f: impl FnMut(usize, &mut Vec<Bucket>, &Labels) -> f64,
 ) -> Vec<Series> {
@@ -142,7 +151,7 @@ fn per_histogram(
         let le = s.labels.get("le").unwrap_or("");
         let Some(upper) = parse_go_float(le) else {
             annotations.warn(format!(
-                "PromQL warning: bucket label \"le\" is missing or has a malformed value of {le:?} for metric name {:?}",
+                "PromQL warning: bucket label \"le\" is missing or has a malformed value of {le:?} for metric name {:?}{position}",
                 s.labels.metric_name().unwrap_or("")
             ));
             continue;
