@@ -2,8 +2,8 @@
 //! remote-written gauge feeds a recording rule, an alerting rule on the recorded series goes
 //! pending → firing, Alertmanager receives it with the external labels and the expanded
 //! annotation, `ALERTS`/the recorded series are queryable, `/api/v1/rules` and
-//! `/api/v1/alerts` show the state, a bad rule file on `/-/reload` keeps the old rules, and the
-//! alert resolves in Alertmanager when the gauge drops. Without Alertmanager the test prints
+//! `/api/v1/alerts` show the state, a bad rule file on `/-/reload` keeps the old rules, SIGHUP
+//! reloads, and the alert resolves in Alertmanager when the gauge drops. Without Alertmanager the test prints
 //! `skipped: …`, except under `CI=true`, where it fails.
 
 mod common;
@@ -124,6 +124,21 @@ alerting:
     std::fs::write(&rule_file, RULES).unwrap();
     let reload = http_client().post(format!("{base}/-/reload")).send().await.unwrap();
     assert_eq!(reload.status().as_u16(), 200, "{}", reload.text().await.unwrap());
+
+    // SIGHUP reloads too: a third rule appears, and the firing alert keeps its state.
+    let extra = "      - record: job:temperature_celsius:min\n        expr: min by (job) (temperature_celsius)\n";
+    std::fs::write(&rule_file, format!("{RULES}{extra}")).unwrap();
+    strata.signal("HUP");
+    wait_until("three rules after SIGHUP", WAIT, POLL, || async {
+        let rules = get_json(&format!("{base}/api/v1/rules"), &[]).await;
+        match rules["data"]["groups"][0]["rules"].as_array().map(Vec::len) {
+            Some(3) => Ok(rules),
+            other => Err(format!("{other:?} rules")),
+        }
+    })
+    .await;
+    let alerts = get_json(&format!("{base}/api/v1/alerts"), &[]).await;
+    assert_eq!(alerts["data"]["alerts"][0]["state"], "firing", "{alerts}");
 
     // The oven cools down: the alert resolves and Alertmanager stops listing it.
     push_temperature(&base, 20.0).await;
