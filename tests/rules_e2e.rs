@@ -3,7 +3,7 @@
 //! pending → firing, Alertmanager receives it with the external labels and the expanded
 //! annotation, `ALERTS`/the recorded series are queryable, `/api/v1/rules` and
 //! `/api/v1/alerts` show the state, a bad rule file on `/-/reload` keeps the old rules, SIGHUP
-//! reloads, and the alert resolves in Alertmanager when the gauge drops. Without Alertmanager the test prints
+//! reloads, a restart restores the firing alert's state, and the alert resolves in Alertmanager when the gauge drops. Without Alertmanager the test prints
 //! `skipped: …`, except under `CI=true`, where it fails.
 
 mod common;
@@ -60,20 +60,26 @@ async fn a_rule_file_fires_to_alertmanager_and_resolves() {
     let rule_file = rules_dir.path().join("oven.yml");
     std::fs::write(&rule_file, RULES).unwrap();
     let port = free_port();
-    let (strata, _dir) = spawn_strata(&format!(
+    let data = tempfile::tempdir().unwrap();
+    let config = format!(
         "server: {{http_listen_address: 127.0.0.1:{port}}}
+storage: {{path: {data}}}
 rules:
   rule_files: [{rules}]
   external_labels: {{cluster: test}}
   external_url: http://strata.example
   resend_delay: 1s
+  # Prometheus restores only rules whose `for` is at least the grace period.
+  for_grace_period: 1s
 alerting:
   alertmanagers:
     - static_configs: [{{targets: ['127.0.0.1:{am}']}}]
 ",
+        data = data.path().display(),
         rules = rules_dir.path().join("*.yml").display(),
         am = am.port
-    ));
+    );
+    let (strata, _dir) = spawn_strata(&config);
     let base = format!("http://127.0.0.1:{port}");
     wait_http_ok(&strata, &format!("{base}/-/ready"), WAIT).await;
     push_temperature(&base, 80.0).await;
@@ -139,6 +145,27 @@ alerting:
     .await;
     let alerts = get_json(&format!("{base}/api/v1/alerts"), &[]).await;
     assert_eq!(alerts["data"]["alerts"][0]["state"], "firing", "{alerts}");
+    let active_at = alerts["data"]["alerts"][0]["activeAt"].clone();
+
+    // A restart on the same data: the alert's state comes back from ALERTS_FOR_STATE, so it
+    // is firing with its original activeAt rather than pending anew (without the restore it
+    // would be pending with the restart as activeAt).
+    assert!(strata.terminate(Duration::from_secs(30)).is_some(), "strata stops on SIGTERM");
+    let (strata, _dir) = spawn_strata(&config);
+    wait_http_ok(&strata, &format!("{base}/-/ready"), WAIT).await;
+    let restored = wait_until("the alert after the restart", WAIT, POLL, || async {
+        let alerts = get_json(&format!("{base}/api/v1/alerts"), &[]).await;
+        // The first evaluation after the start restores activeAt; the next one fires.
+        match alerts["data"]["alerts"].as_array() {
+            Some(list) if !list.is_empty() && list[0]["state"] == "firing" => Ok(list[0].clone()),
+            _ => Err(format!("{alerts}")),
+        }
+    })
+    .await;
+    // ALERTS_FOR_STATE keeps whole seconds (Prometheus writes `ActiveAt.Unix()`).
+    let seconds =
+        |v: &Value| v.as_str().unwrap_or_default().get(..19).unwrap_or_default().to_owned();
+    assert_eq!(seconds(&restored["activeAt"]), seconds(&active_at), "restored: {restored}");
 
     // The oven cools down: the alert resolves and Alertmanager stops listing it.
     push_temperature(&base, 20.0).await;
