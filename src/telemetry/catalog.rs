@@ -577,6 +577,8 @@ mod tests {
         storage.block_written("metrics", "raw");
         storage.block_deleted("metrics");
         storage.compactor_action("merge");
+        catalog.notifier(&["http://alertmanager:9093/api/v2/alerts".to_owned()]);
+        catalog.rules().evaluated("rules.yml;group", 2, 1, 0.01, 1_000);
         let text = catalog.encode_text();
         for name in exposed_metric_names(&catalog) {
             assert!(
