@@ -21,13 +21,16 @@ pub(super) fn call(
         "rate" | "increase" | "delta" => {
             let range = args.range(0)?;
             let (is_counter, is_rate) = (name != "delta", name == "rate");
-            let out = per_window(&range, &ctx.steps, |_, points, end| {
+            // Counter resets are rare: a series without any needs no per-window scan.
+            let resets =
+                |series: &Series| is_counter && series.points.windows(2).any(|w| w[1].v < w[0].v);
+            let out = per_series_window(&range, &ctx.steps, resets, |&resets, _, points, end| {
                 extrapolated_rate(
                     points,
                     end - range.range_ms,
                     end,
                     range.range_ms,
-                    is_counter,
+                    (is_counter, resets),
                     is_rate,
                 )
             });
@@ -197,17 +200,43 @@ fn per_window(
     steps: &Steps,
     mut f: impl FnMut(usize, &[Point], i64) -> Option<f64>,
 ) -> Vec<Series> {
+    per_series_window(range, steps, |_| (), |(), i, points, end| f(i, points, end))
+}
+
+/// [`per_window`] with a fact computed once per series (`prep`) handed to every window.
+/// Windows advance with two cursors: step ends never go back (a fixed `@` keeps them equal).
+fn per_series_window<C>(
+    range: &RangeArg,
+    steps: &Steps,
+    prep: impl Fn(&Series) -> C,
+    mut f: impl FnMut(&C, usize, &[Point], i64) -> Option<f64>,
+) -> Vec<Series> {
     let count = range.window_ends.len();
     range
         .series
         .iter()
         .filter_map(|series| {
-            let points: Vec<Point> = (0..count)
-                .filter_map(|i| {
-                    let window = range.window(series, i);
-                    f(i, window, range.window_ends[i]).map(|v| Point { t: steps.time(i), v })
-                })
-                .collect();
+            let fact = prep(series);
+            let all = series.points.as_slice();
+            let (mut lo, mut hi, mut previous_end) = (0, 0, i64::MIN);
+            let mut points = Vec::with_capacity(count);
+            for (i, &end) in range.window_ends.iter().enumerate() {
+                if end < previous_end {
+                    // Not expected; stay correct anyway.
+                    (lo, hi) = (0, 0);
+                }
+                previous_end = end;
+                let start = end - range.range_ms;
+                while hi < all.len() && all[hi].t <= end {
+                    hi += 1;
+                }
+                while lo < hi && all[lo].t <= start {
+                    lo += 1;
+                }
+                if let Some(v) = f(&fact, i, &all[lo..hi], end) {
+                    points.push(Point { t: steps.time(i), v });
+                }
+            }
             (!points.is_empty()).then(|| Series { labels: series.labels.clone(), points })
         })
         .collect()
@@ -246,7 +275,7 @@ fn extrapolated_rate(
     range_start: i64,
     range_end: i64,
     range_ms: i64,
-    is_counter: bool,
+    (is_counter, may_reset): (bool, bool),
     is_rate: bool,
 ) -> Option<f64> {
     if points.len() < 2 {
@@ -255,7 +284,7 @@ fn extrapolated_rate(
     let first = points[0];
     let last = points[points.len() - 1];
     let mut result = last.v - first.v;
-    if is_counter {
+    if may_reset {
         for w in points.windows(2) {
             if w[1].v < w[0].v {
                 result += w[0].v;
@@ -403,16 +432,22 @@ mod tests {
             (240_000, 40.0),
             (300_000, 50.0),
         ]);
-        let increase = extrapolated_rate(&p, 0, 300_000, 300_000, true, false).unwrap();
+        let increase = extrapolated_rate(&p, 0, 300_000, 300_000, (true, true), false).unwrap();
         // 40 over 240 s, extrapolated 60 s to the start (exactly where the counter would be 0).
         assert!((increase - 50.0).abs() < 1e-9, "{increase}");
-        let rate = extrapolated_rate(&p, 0, 300_000, 300_000, true, true).unwrap();
+        let rate = extrapolated_rate(&p, 0, 300_000, 300_000, (true, true), true).unwrap();
         assert!((rate - 50.0 / 300.0).abs() < 1e-12);
         // A counter reset adds the value before the reset (5 -> 1 is an increase of 1), and the
         // 60 s sampled are extrapolated 60 s back to the window start (-60 s, 60 s].
         let reset = points(&[(0, 5.0), (60_000, 1.0)]);
-        assert_eq!(extrapolated_rate(&reset, -60_000, 60_000, 120_000, true, false), Some(2.0));
-        assert_eq!(extrapolated_rate(&reset[..1], -60_000, 60_000, 120_000, true, false), None);
+        assert_eq!(
+            extrapolated_rate(&reset, -60_000, 60_000, 120_000, (true, true), false),
+            Some(2.0)
+        );
+        assert_eq!(
+            extrapolated_rate(&reset[..1], -60_000, 60_000, 120_000, (true, true), false),
+            None
+        );
     }
 
     #[test]
