@@ -220,6 +220,13 @@ pub(crate) fn quantile(q: f64, values: &mut [f64]) -> f64 {
     values[lower as usize] * (1.0 - weight) + values[upper as usize] * weight
 }
 
+/// ` (line:col)` of argument `index` in the query, as Prometheus ends argument annotations.
+pub(super) fn position(ctx: &FnCtx<'_>, index: usize) -> String {
+    ctx.args
+        .get(index)
+        .map_or_else(String::new, |arg| crate::promql::engine::annotation_position(ctx.query, arg))
+}
+
 /// `PromQL warning: quantile value should be between 0 and 1, got …` (Go's `%g`).
 fn invalid_quantile_warning(q: f64) -> String {
     format!("PromQL warning: quantile value should be between 0 and 1, got {}", go_g(q))

@@ -9,8 +9,7 @@ use std::collections::HashMap;
 use crate::model::labels::Labels;
 use crate::promql::value::{Annotations, Point, QueryError, Series, StepValue};
 
-use super::{invalid_quantile_warning, Args, FnCtx};
-use crate::promql::engine::annotation_position;
+use super::{invalid_quantile_warning, position, Args, FnCtx};
 
 pub(super) fn call(
     name: &str,
@@ -117,11 +116,6 @@ fn histogram_quantiles(
         annotations.info(forced_monotonicity_info(&name) + &at);
     }
     out
-}
-
-/// ` (line:col)` of argument `index` in the query, as Prometheus ends argument annotations.
-fn position(ctx: &FnCtx<'_>, index: usize) -> String {
-    ctx.args.get(index).map_or_else(String::new, |arg| annotation_position(ctx.query, arg))
 }
 
 fn forced_monotonicity_info(name: &str) -> String {

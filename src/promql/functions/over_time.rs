@@ -9,7 +9,7 @@ use crate::model::labels::Labels;
 use crate::promql::value::{Annotations, Point, QueryError, Series, StepValue, Steps};
 
 use super::labels::absent_labels;
-use super::{invalid_quantile_warning, kahan_inc, quantile, Args, FnCtx, RangeArg};
+use super::{invalid_quantile_warning, kahan_inc, position, quantile, Args, FnCtx, RangeArg};
 
 pub(super) fn call(
     name: &str,
@@ -35,8 +35,9 @@ pub(super) fn call(
                 )
             });
             if is_counter {
+                let at = position(ctx, 0);
                 for series in &out {
-                    non_counter_info(&series.labels, annotations);
+                    non_counter_info(&series.labels, &at, annotations);
                 }
             }
             out
@@ -172,7 +173,7 @@ pub(super) fn call(
                 })
             });
             if let Some(q) = invalid {
-                annotations.warn(invalid_quantile_warning(q));
+                annotations.warn(invalid_quantile_warning(q) + &position(ctx, 0));
             }
             out
         }
@@ -259,12 +260,12 @@ fn extreme(points: &[Point], better: impl Fn(f64, f64) -> bool) -> Option<Point>
 
 /// `PromQL info: metric might not be a counter, …` for `rate`/`increase` of a name that does not
 /// look like a counter.
-fn non_counter_info(labels: &Labels, annotations: &mut Annotations) {
+fn non_counter_info(labels: &Labels, position: &str, annotations: &mut Annotations) {
     let Some(name) = labels.metric_name() else { return };
     let counter_like = ["_total", "_sum", "_count", "_bucket"].iter().any(|s| name.ends_with(s));
     if !counter_like {
         annotations.info(format!(
-            "PromQL info: metric might not be a counter, name does not end in _total/_sum/_count/_bucket: {name:?}"
+            "PromQL info: metric might not be a counter, name does not end in _total/_sum/_count/_bucket: {name:?}{position}"
         ));
     }
 }
