@@ -5,7 +5,7 @@
 //! All chunks of one series live back to back in one byte buffer ([`SampleChunks::data`]):
 //!
 //! ```text
-//! chunk   = count u16 BE | sample 0 | sample 1 | sample 2.. | zero padding to a byte
+//! chunk   = count u16 BE | length u16 BE | sample 0 | sample 1 | sample 2.. | zero padding to a byte
 //! sample 0 = t zigzag varint (8 bits at a time) | v 64 bits
 //! sample 1 = t - t0 uvarint                     | v xor
 //! sample n = dod: '0' | '10' 14 bits | '110' 17 bits | '1110' 20 bits | '1111' 64 bits
@@ -22,6 +22,10 @@
 //!   older than the last one (out of order) or at the same time (duplicate when the value bits
 //!   are equal, out of order otherwise), as Prometheus' head appender does.
 //! * Values are carried as raw `u64` bits, so NaN payloads (the stale marker) round-trip.
+//! * `length` is the byte length of a closed chunk after its 4-byte header (0 while open), so a
+//!   reader skips chunks that end before the time it wants ([`SampleChunks::iter_from`]) instead
+//!   of decoding them, as Prometheus' head skips chunks by their time range. 120 samples take
+//!   far less than 64 KiB.
 
 /// Samples per chunk before a new one is cut (Prometheus `samplesPerChunk`).
 pub const SAMPLES_PER_CHUNK: u16 = 120;
@@ -127,6 +131,8 @@ impl SampleChunks {
         let start = self.chunk_start as usize;
         self.data[start..start + 2].copy_from_slice(&self.open_count.to_be_bytes());
         if self.open_count == SAMPLES_PER_CHUNK {
+            let length = u16::try_from(self.data.len() - start - 4).expect("a chunk under 64 KiB");
+            self.data[start + 2..start + 4].copy_from_slice(&length.to_be_bytes());
             self.open_count = 0;
             self.data.shrink_to_fit();
         }
@@ -139,7 +145,7 @@ impl SampleChunks {
         self.leading = NO_WINDOW;
         self.trailing = 0;
         self.chunks += 1;
-        self.put_bits(0, 16);
+        self.put_bits(0, 32);
         put_uvarint(self, zigzag(t));
         self.put_bits(v, 64);
     }
@@ -213,6 +219,29 @@ impl SampleChunks {
     /// Every sample in time order, as `(timestamp, value bits)`.
     pub fn iter(&self) -> SampleIter<'_> {
         SampleIter::new(&self.data)
+    }
+
+    /// Samples in time order starting with the chunk that holds `min_t`: closed chunks whose
+    /// successor starts at or before `min_t` are skipped without decoding. Samples before
+    /// `min_t` may still come first (from the chunk holding it).
+    pub fn iter_from(&self, min_t: i64) -> SampleIter<'_> {
+        let mut at = 0usize;
+        while let Some(header) = self.data.get(at..at + 4) {
+            let length = usize::from(u16::from_be_bytes([header[2], header[3]]));
+            let next = at + 4 + length;
+            // An open chunk (length 0) is the last one; stop at it.
+            if length == 0 || next + 4 >= self.data.len() {
+                break;
+            }
+            let mut reader = BitReader { data: &self.data, pos: (next + 4) * 8 };
+            match reader.uvarint() {
+                Some(first) if unzigzag(first) <= min_t => at = next,
+                _ => break,
+            }
+        }
+        let mut iter = SampleIter::new(&self.data);
+        iter.reader.pos = at * 8;
+        iter
     }
 }
 
@@ -335,6 +364,8 @@ impl<'a> SampleIter<'a> {
         if self.left == 0 {
             self.reader.align();
             self.left = self.reader.bits(16)? as u16;
+            // The chunk's byte length: only for skipping (see `iter_from`).
+            self.reader.bits(16)?;
             self.index = 0;
             if self.left == 0 {
                 return None;
@@ -482,7 +513,27 @@ mod tests {
             }
             let chunks = encode(&samples);
             prop_assert_eq!(chunks.chunk_count(), samples.len().div_ceil(120));
-            prop_assert_eq!(chunks.iter().collect::<Vec<_>>(), samples);
+            prop_assert_eq!(&chunks.iter().collect::<Vec<_>>(), &samples);
+            // Skipping chunks by time never loses a sample at or after the start.
+            for pick in [0, samples.len() / 3, samples.len() / 2, samples.len().saturating_sub(1)] {
+                let Some(&(min_t, _)) = samples.get(pick) else { continue };
+                for min_t in [min_t - 1, min_t, min_t + 1] {
+                    let skipped: Vec<_> = chunks.iter_from(min_t).filter(|s| s.0 >= min_t).collect();
+                    let all: Vec<_> = samples.iter().copied().filter(|s| s.0 >= min_t).collect();
+                    prop_assert_eq!(skipped, all);
+                }
+            }
         }
+    }
+
+    #[test]
+    fn iter_from_skips_whole_chunks_before_the_start() {
+        let samples: Vec<(i64, u64)> = (0..400).map(|i| (i * 15_000, i as u64)).collect();
+        let chunks = encode(&samples);
+        // 300 * 15 s falls in the third chunk (samples 240..359): it starts there.
+        let first = chunks.iter_from(300 * 15_000).next();
+        assert_eq!(first, Some((240 * 15_000, 240)));
+        assert_eq!(chunks.iter_from(i64::MIN).next(), Some((0, 0)));
+        assert_eq!(chunks.iter_from(i64::MAX).next(), Some((360 * 15_000, 360)));
     }
 }

@@ -347,7 +347,7 @@ impl MetricsHead {
         let mem = stripe.series.get(local);
         let samples = mem
             .chunks
-            .iter()
+            .iter_from(min_t)
             .skip_while(|&(t, _)| t < min_t)
             .take_while(|&(t, _)| t <= max_t)
             .map(|(timestamp_ms, bits)| Sample { timestamp_ms, value: f64::from_bits(bits) })
