@@ -22,6 +22,9 @@ use serde_json::{json, Value};
 use super::AppState;
 use crate::storage::bucket::BlockFilter;
 
+/// Longest the status waits for the bucket listing.
+const LISTING_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
 fn error(status: StatusCode, error_type: &str, message: &str) -> Response {
     (status, Json(json!({"status": "error", "errorType": error_type, "error": message})))
         .into_response()
@@ -76,7 +79,18 @@ pub(super) async fn status(State(state): State<AppState>) -> Response {
     data.insert("head".into(), head.first().cloned().unwrap_or(Value::Null));
     data.insert("frozen".into(), Value::Array(head.into_iter().skip(1).collect()));
     data.insert("spool_blocks".into(), json!(store.spool_len()));
-    match store.bucket().list_blocks(&BlockFilter::default()).await {
+    // The object store's client retries a dead endpoint for minutes; the status answers now.
+    let listing =
+        tokio::time::timeout(LISTING_TIMEOUT, store.bucket().list_blocks(&BlockFilter::default()))
+            .await
+            .map_err(|_| {
+                format!(
+                    "listing blocks took over {} s (object store unreachable or slow)",
+                    LISTING_TIMEOUT.as_secs()
+                )
+            })
+            .and_then(|listed| listed.map_err(|e| e.to_string()));
+    match listing {
         Ok(metas) => {
             let mut totals: BTreeMap<(String, String), TierTotals> = BTreeMap::new();
             for meta in &metas {
@@ -100,7 +114,7 @@ pub(super) async fn status(State(state): State<AppState>) -> Response {
         }
         // Storage status matters most when the store is unreachable: say so, keep the rest.
         Err(err) => {
-            data.insert("blocks_error".into(), json!(err.to_string()));
+            data.insert("blocks_error".into(), json!(err));
         }
     }
     Json(json!({"status": "success", "data": data})).into_response()
