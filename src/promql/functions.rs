@@ -183,7 +183,7 @@ fn go_max(a: f64, b: f64) -> f64 {
 
 /// Neumaier-compensated addition (Prometheus' `kahanSumInc`): returns the new sum and
 /// compensation.
-fn kahan_inc(inc: f64, sum: f64, c: f64) -> (f64, f64) {
+pub(crate) fn kahan_inc(inc: f64, sum: f64, c: f64) -> (f64, f64) {
     let t = sum + inc;
     let c = if t.is_infinite() {
         0.0

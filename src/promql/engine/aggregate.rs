@@ -22,7 +22,7 @@ use promql_parser::parser::{AggregateExpr, LabelModifier};
 use crate::model::labels::{Label, Labels, METRIC_NAME};
 
 use super::{annotation_position, Evaluator, VSeries, Val};
-use crate::promql::functions::quantile;
+use crate::promql::functions::{kahan_inc, quantile};
 use crate::promql::value::{format_value, Point, QueryError, Steps};
 
 /// The running state of one group at one step.
@@ -37,19 +37,6 @@ struct Acc {
     /// Running mean (incremental `avg`, Welford).
     mean: f64,
     incremental: bool,
-}
-
-/// Kahan–Neumaier summation step: adds `inc` to `sum` with compensation `c`.
-fn kahan_add(inc: f64, sum: f64, c: f64) -> (f64, f64) {
-    let t = sum + inc;
-    let c = if t.is_infinite() {
-        0.0
-    } else if sum.abs() >= inc.abs() {
-        c + ((sum - t) + inc)
-    } else {
-        c + ((inc - t) + sum)
-    };
-    (t, c)
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -82,7 +69,7 @@ impl Fold {
         }
         acc.count += 1.0;
         match self {
-            Self::Sum => (acc.value, acc.compensation) = kahan_add(v, acc.value, acc.compensation),
+            Self::Sum => (acc.value, acc.compensation) = kahan_inc(v, acc.value, acc.compensation),
             Self::Avg => add_to_mean(acc, v),
             Self::Min => {
                 if acc.value > v || acc.value.is_nan() {
@@ -121,7 +108,7 @@ impl Fold {
 /// incremental mean after.
 fn add_to_mean(acc: &mut Acc, v: f64) {
     if !acc.incremental {
-        let (sum, c) = kahan_add(v, acc.value, acc.compensation);
+        let (sum, c) = kahan_inc(v, acc.value, acc.compensation);
         if !sum.is_infinite() {
             acc.value = sum;
             acc.compensation = c;
@@ -142,7 +129,7 @@ fn add_to_mean(acc: &mut Acc, v: f64) {
     }
     let current = acc.mean + acc.compensation;
     (acc.mean, acc.compensation) =
-        kahan_add(v / acc.count - current / acc.count, acc.mean, acc.compensation);
+        kahan_inc(v / acc.count - current / acc.count, acc.mean, acc.compensation);
 }
 
 /// The group a series belongs to.
