@@ -162,7 +162,7 @@ fn push_json(out: &mut String, value: Option<&any_value::Value>) {
 }
 
 /// A JSON string escaped as Go's `encoding/json` does with HTML escaping on (its default).
-fn push_json_string(out: &mut String, text: &str) {
+pub(crate) fn push_json_string(out: &mut String, text: &str) {
     out.push('"');
     for c in text.chars() {
         match c {

@@ -14,28 +14,8 @@ use std::fmt::Write as _;
 use crate::model::labels::Labels;
 use crate::promql::{Annotations, Point, Sample, Series, Value};
 
-/// Appends `text` as a JSON string.
-pub fn push_str(out: &mut String, text: &str) {
-    out.push('"');
-    for c in text.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            // Go escapes these for HTML safety; JSON readers take either form.
-            '<' | '>' | '&' | '\u{2028}' | '\u{2029}' => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c if (c as u32) < 0x20 => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-}
+/// Appends `text` as a JSON string, escaped as Go's `encoding/json` does.
+pub(crate) use crate::ingest::otlp::attributes::push_json_string as push_str;
 
 /// Appends a timestamp in milliseconds as float seconds (`marshalTimestamp`).
 pub fn push_time(out: &mut String, t_ms: i64) {
