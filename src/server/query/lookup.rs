@@ -12,6 +12,7 @@ use super::{api, json, ok, params, respond};
 use crate::model::metrics::MetricType;
 use crate::promql::{Annotations, QueryError};
 use crate::server::AppState;
+use crate::storage::head::LabelMatcher;
 
 /// Runs a metadata lookup on the blocking pool (it may decode many chunks).
 async fn lookup<T: Send + 'static>(
@@ -26,6 +27,24 @@ async fn lookup<T: Send + 'static>(
 }
 
 /// Cuts `items` to `limit` (0: no limit), warning as Prometheus does when it cuts.
+/// What `lookup` finds for each `match[]` set, merged, sorted and deduplicated (one call with
+/// no matchers when there are no sets).
+fn union_over<T: Ord>(
+    sets: &[Vec<LabelMatcher>],
+    mut find: impl FnMut(&[LabelMatcher]) -> Result<Vec<T>, QueryError>,
+) -> Result<Vec<T>, QueryError> {
+    if sets.is_empty() {
+        return find(&[]);
+    }
+    let mut all = Vec::new();
+    for set in sets {
+        all.extend(find(set)?);
+    }
+    all.sort_unstable();
+    all.dedup();
+    Ok(all)
+}
+
 fn apply_limit<T>(items: &mut Vec<T>, limit: usize, annotations: &mut Annotations) {
     if limit > 0 && items.len() > limit {
         items.truncate(limit);
@@ -51,16 +70,8 @@ async fn series_data(state: &AppState, params: Params) -> Result<(String, Annota
     let sets = params.matcher_sets().map_err(|why| ApiError::invalid_param("match[]", why))?;
     let limit = params.limit()?;
     let storage = api(state)?.storage.clone();
-    let mut found = lookup(move || {
-        let mut all = Vec::new();
-        for set in &sets {
-            all.extend(storage.series(set, start, end)?);
-        }
-        all.sort_unstable();
-        all.dedup();
-        Ok(all)
-    })
-    .await?;
+    let mut found =
+        lookup(move || union_over(&sets, |set| storage.series(set, start, end))).await?;
     let mut annotations = Annotations::default();
     apply_limit(&mut found, limit, &mut annotations);
     let mut out = String::from("[");
@@ -89,19 +100,8 @@ async fn labels_data(state: &AppState, params: Params) -> Result<(String, Annota
     let sets = params.matcher_sets().map_err(ApiError::bad_data)?;
     let limit = params.limit()?;
     let storage = api(state)?.storage.clone();
-    let mut names = lookup(move || {
-        if sets.is_empty() {
-            return storage.label_names(&[], start, end);
-        }
-        let mut all = Vec::new();
-        for set in &sets {
-            all.extend(storage.label_names(set, start, end)?);
-        }
-        all.sort_unstable();
-        all.dedup();
-        Ok(all)
-    })
-    .await?;
+    let mut names =
+        lookup(move || union_over(&sets, |set| storage.label_names(set, start, end))).await?;
     let mut annotations = Annotations::default();
     apply_limit(&mut names, limit, &mut annotations);
     Ok((json::string_list(names.iter().map(String::as_str)), annotations))
@@ -128,19 +128,9 @@ async fn label_values_data(
     let sets = params.matcher_sets().map_err(ApiError::bad_data)?;
     let limit = params.limit()?;
     let storage = api(state)?.storage.clone();
-    let mut values = lookup(move || {
-        if sets.is_empty() {
-            return storage.label_values(&name, &[], start, end);
-        }
-        let mut all = Vec::new();
-        for set in &sets {
-            all.extend(storage.label_values(&name, set, start, end)?);
-        }
-        all.sort_unstable();
-        all.dedup();
-        Ok(all)
-    })
-    .await?;
+    let mut values =
+        lookup(move || union_over(&sets, |set| storage.label_values(&name, set, start, end)))
+            .await?;
     let mut annotations = Annotations::default();
     apply_limit(&mut values, limit, &mut annotations);
     Ok((json::string_list(values.iter().map(String::as_str)), annotations))
